@@ -1,0 +1,35 @@
+"""Walk-forward backtesting for time-series forecasters: fold schedules, a leak-proof runner, metrics.
+
+Pure numpy and pandas: importing it never imports pytest or mlflow.
+"""
+
+from __future__ import annotations
+
+from .data import DataError, Fingerprint, fingerprint, load_series
+from .folds import Fold, SpecificationError, WalkForward
+from .metrics import METRICS, Metric, get_metric, score
+from .models import Drift, Forecaster, Naive, SeasonalNaive, WindowMean
+from .runner import DEFAULT_METRICS, BacktestResult, ModelError, run
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "METRICS",
+    "BacktestResult",
+    "DataError",
+    "Drift",
+    "Fingerprint",
+    "Fold",
+    "Forecaster",
+    "Metric",
+    "ModelError",
+    "Naive",
+    "SeasonalNaive",
+    "SpecificationError",
+    "WalkForward",
+    "WindowMean",
+    "fingerprint",
+    "get_metric",
+    "load_series",
+    "run",
+    "score",
+]

@@ -1,0 +1,112 @@
+"""The forecaster protocol and the baseline forecasters every model must beat.
+
+A forecaster is fit on a training window and asked for the next ``steps`` values after a history::
+
+    class Forecaster(Protocol):
+        def fit(self, history: np.ndarray) -> None: ...
+        def predict(self, history: np.ndarray, steps: int) -> np.ndarray: ...
+
+Optional extras, all discovered by attribute:
+
+* ``context_length``: how many trailing points ``predict`` needs (also the shortest window it accepts);
+* ``predict_batch(contexts, steps)``: forecasts for many origins at once from a ``(origins,
+  context_length)`` array, used between refits (the vectorised path for neural networks);
+* ``get_params()``: parameters worth recording;
+* exogenous regressors: ``fit(history, exog=...)`` and ``predict(history, steps, exog=...,
+  exog_future=...)``, called with those keywords only when the backtest is given ``exog``.
+
+Histories are read-only copies: a model can neither see past its origin nor change the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Drift", "Forecaster", "Naive", "SeasonalNaive", "WindowMean"]
+
+
+@runtime_checkable
+class Forecaster(Protocol):
+    def fit(self, history: np.ndarray) -> Any: ...
+
+    def predict(self, history: np.ndarray, steps: int) -> np.ndarray: ...
+
+
+class _Stateless:
+    """Baselines learn nothing at fit time: every forecast comes from the context it is given."""
+
+    context_length: int = 1
+
+    def fit(self, history: np.ndarray) -> None:
+        return None
+
+    def predict(self, history: np.ndarray, steps: int) -> np.ndarray:
+        return self.predict_batch(np.asarray(history)[None, -self.context_length :], steps)[0]
+
+    def predict_batch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class Naive(_Stateless):
+    """Random walk: every step equals the last observation. The benchmark an FX forecast must beat."""
+
+    def predict_batch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
+        return np.repeat(contexts[:, -1:], steps, axis=1)
+
+
+class Drift(_Stateless):
+    """Random walk with drift: the last value plus the average change over the last ``window`` points."""
+
+    def __init__(self, window: int = 250) -> None:
+        if window < 2:
+            raise ValueError(f"Drift window must be >= 2 points, got {window}")
+        self.window = window
+        self.context_length = window
+
+    def get_params(self) -> dict[str, Any]:
+        return {"window": self.window}
+
+    def predict_batch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
+        slope = (contexts[:, -1] - contexts[:, 0]) / (contexts.shape[1] - 1)
+        return contexts[:, -1:] + slope[:, None] * np.arange(1, steps + 1)
+
+
+class SeasonalNaive(_Stateless):
+    """Each step repeats the value one season earlier (``season`` points back)."""
+
+    def __init__(self, season: int) -> None:
+        if season < 1:
+            raise ValueError(f"SeasonalNaive season must be >= 1, got {season}")
+        self.season = season
+        self.context_length = season
+
+    def get_params(self) -> dict[str, Any]:
+        return {"season": self.season}
+
+    def predict_batch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
+        return contexts[:, np.arange(steps) % self.season]
+
+
+class WindowMean(_Stateless):
+    """Every step equals the mean of the last ``k`` observations."""
+
+    def __init__(self, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"WindowMean k must be >= 1, got {k}")
+        self.k = k
+        self.context_length = k
+
+    def get_params(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    def predict_batch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
+        return np.repeat(contexts.mean(axis=1, keepdims=True), steps, axis=1)
