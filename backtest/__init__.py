@@ -5,6 +5,7 @@ Pure numpy and pandas: importing it never imports pytest or mlflow.
 
 from __future__ import annotations
 
+from .compare import Comparison, compare, holm, pair_by_origin
 from .data import DataError, Fingerprint, fingerprint, load_series
 from .folds import Fold, SpecificationError, WalkForward
 from .metrics import METRICS, Metric, get_metric, score
@@ -15,6 +16,7 @@ __all__ = [
     "DEFAULT_METRICS",
     "METRICS",
     "BacktestResult",
+    "Comparison",
     "DataError",
     "Drift",
     "Fingerprint",
@@ -27,9 +29,12 @@ __all__ = [
     "SpecificationError",
     "WalkForward",
     "WindowMean",
+    "compare",
     "fingerprint",
+    "holm",
     "get_metric",
     "load_series",
+    "pair_by_origin",
     "run",
     "score",
 ]

@@ -1,1 +1,53 @@
-"""pytest11 entry point (skeleton; wired up in the plugin work)."""
+"""The pytest11 entry point. It wires; the work happens in the modules it registers.
+
+Off (no ``--mlflow-experiment``) means off: the ``walk_forward`` fixture still runs backtests, but
+nothing imports mlflow or pandas and nothing touches a store.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import fixtures
+from .keys import SESSION_KEY, SETTINGS_KEY
+from .settings import addoptions, resolve
+
+_SESSION_NAME = "forecast-mlflow-session"
+_XDIST_NAME = "forecast-mlflow-xdist"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    addoptions(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(fixtures, "forecast-mlflow-fixtures")
+    settings = resolve(config)
+    config.stash[SETTINGS_KEY] = settings
+    if not settings.enabled:
+        return
+    from .session import ForecastSession
+
+    session = ForecastSession(config, settings)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, _SESSION_NAME)
+    if config.pluginmanager.hasplugin("xdist") and not session.worker:
+        from .xdist import XdistHooks
+
+        config.pluginmanager.register(XdistHooks(session), _XDIST_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+        del config.stash[SESSION_KEY]
+    for name in (_SESSION_NAME, _XDIST_NAME):
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    session = config.stash.get(SESSION_KEY, None)
+    return session.header_lines() if session is not None else None

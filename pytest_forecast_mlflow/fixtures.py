@@ -1,0 +1,58 @@
+"""What test authors call: the ``walk_forward`` fixture.
+
+Imports nothing heavy: ``backtest`` (and with it pandas) is imported when a test first runs a backtest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .keys import SESSION_KEY
+
+
+@pytest.fixture
+def walk_forward(request: pytest.FixtureRequest):
+    """Run a walk-forward backtest inside a test and record it for MLflow and the regression gate.
+
+    Call it as ``walk_forward(model, series, spec, *, name=None, role="candidate", label=None,
+    exog=None, metrics=None)``; it returns the :class:`backtest.BacktestResult`, so the test can add
+    assertions of its own. ``role="reference"`` logs a benchmark model without gating or registering
+    it. ``label`` names the horizon in metric names (default ``"<horizon>d"``, e.g. ``30d/rmse``).
+    With the plugin off (no ``--mlflow-experiment``) it only runs the backtest.
+    """
+    session = request.config.stash.get(SESSION_KEY, None)
+
+    def run(
+        model: Any,
+        series: Any,
+        spec: Any,
+        *,
+        name: str | None = None,
+        role: str = "candidate",
+        label: str | None = None,
+        exog: Any = None,
+        metrics: tuple[str, ...] | None = None,
+    ):
+        import backtest
+
+        if role not in ("candidate", "reference"):
+            raise ValueError(f"role must be 'candidate' or 'reference', got {role!r}")
+        label = label or f"{spec.horizon}d"
+        wanted = tuple(metrics or backtest.DEFAULT_METRICS)
+        if session is not None:
+            wanted += tuple(m for m in session.settings.gate_metrics if m not in wanted)
+        model_name = name or getattr(model, "name", None) or type(model).__name__
+        try:
+            result = backtest.run(model, series, spec, name=model_name, exog=exog, metrics=wanted)
+        except Exception as exc:
+            if session is not None:
+                session.record_error(request.node, model=model_name, role=role, label=label, error=exc)
+            raise
+        if session is not None:
+            session.record(request.node, result, model=model, role=role, label=label,
+                           source=str(getattr(series, "attrs", {}).get("source", "")))
+        return result
+
+    return run

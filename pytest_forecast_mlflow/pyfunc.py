@@ -1,0 +1,111 @@
+"""The candidate forecaster as one MLflow model: a pyfunc bundle of its per-horizon models.
+
+One registered version is one complete forecaster, for every horizon the session evaluated. torch
+modules are saved inside the bundle through MLflow's pytorch flavour (with an input example, so their
+signature is recorded); other forecasters are pickled. Loading::
+
+    model = mlflow.pyfunc.load_model("models:/forecaster_30d@champion")
+    model.predict(pd.DataFrame({"label": ["30d"], "history": [recent_values]}))
+
+returns one row per input row with the forecast for that label's horizon. The forecaster's own class
+must be importable where the model is loaded. Requirements are given explicitly (never inferred), so
+logging takes well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+
+from . import __version__
+
+
+def _requirements(torch_used: bool) -> list[str]:
+    import cloudpickle
+    import pandas
+
+    reqs = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pandas.__version__}",
+            f"cloudpickle=={cloudpickle.__version__}", f"pytest-forecast-mlflow=={__version__}"]
+    if torch_used:
+        import torch
+
+        reqs.append(f"torch=={torch.__version__.split('+')[0]}")
+    return reqs
+
+
+def _name_kwarg(name: str) -> dict[str, str]:
+    """MLflow 3 names logged models with ``name=``; 2.x only knows ``artifact_path=``."""
+    major = int(mlflow.__version__.split(".")[0])
+    return {"name": name} if major >= 3 else {"artifact_path": name}
+
+
+class ForecasterBundle(mlflow.pyfunc.PythonModel):
+    """pyfunc over per-horizon forecasters: input rows (label, history), output rows (label, forecast)."""
+
+    def load_context(self, context) -> None:
+        meta = json.loads(Path(context.artifacts["bundle"]).read_text())
+        self.horizons = meta["horizons"]
+        self.models: dict[str, Any] = {}
+        for label, kind in meta["kinds"].items():
+            path = context.artifacts[f"model-{label}"]
+            if kind == "torch":
+                self.models[label] = mlflow.pytorch.load_model(path)
+            else:
+                with open(path, "rb") as handle:
+                    self.models[label] = pickle.load(handle)  # noqa: S301 - the user's own model
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        frame = pd.DataFrame(model_input)
+        forecasts = []
+        for label, history in zip(frame["label"], frame["history"]):
+            if label not in self.models:
+                raise ValueError(f"no model for horizon {label!r}; this bundle has {', '.join(self.models)}")
+            model = self.models[label]
+            values = np.asarray(history, dtype=float)
+            forecasts.append(np.asarray(model.predict(values, int(self.horizons[label])), dtype=float).tolist())
+        return pd.DataFrame({"label": list(frame["label"]), "forecast": forecasts})
+
+
+def log_bundle(files: dict[str, tuple[str, str, Any, int]]) -> str:
+    """Log the per-label model files as one pyfunc model in the active run; return its model URI."""
+    torch_used = any(kind == "torch" for _, kind, _, _ in files.values())
+    requirements = _requirements(torch_used)
+    with tempfile.TemporaryDirectory(prefix="forecast-bundle-") as tmp:
+        artifacts: dict[str, str] = {}
+        kinds: dict[str, str] = {}
+        horizons = {label: int(horizon) for label, (_, _, _, horizon) in files.items()}
+        for label, (path, kind, example, _) in files.items():
+            kinds[label] = kind
+            if kind == "torch":
+                import torch
+
+                module = torch.load(path, weights_only=False)
+                target = Path(tmp) / f"torch-{label}"
+                example_array = np.asarray(example, dtype=np.float32) if example is not None else None
+                mlflow.pytorch.save_model(module, str(target), input_example=example_array,
+                                          pip_requirements=requirements)
+                artifacts[f"model-{label}"] = str(target)
+            else:
+                artifacts[f"model-{label}"] = path
+        meta = Path(tmp) / "bundle.json"
+        meta.write_text(json.dumps({"horizons": horizons, "kinds": kinds, "python": sys.version.split()[0]}))
+        artifacts["bundle"] = str(meta)
+        with warnings.catch_warnings():  # type-hint advice for PythonModel.predict; the bundle takes rows
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.pyfunc.log_model(
+                python_model=ForecasterBundle(),
+                artifacts=artifacts,
+                pip_requirements=requirements,
+                **_name_kwarg("model"),
+            )
+    return info.model_uri

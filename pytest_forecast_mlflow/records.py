@@ -1,0 +1,126 @@
+"""Plain, JSON-able records that cross process and module lines.
+
+A :class:`Record` is one backtest run inside one test: what xdist workers ship to the controller, what
+the tracking module logs, and what the gate compares. Built from a :class:`backtest.BacktestResult`
+only inside :func:`from_result`, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def sanitize(name: str) -> str:
+    """Make a label safe as an MLflow metric, parameter or artifact name component."""
+    cleaned = _UNSAFE.sub("_", str(name)).strip(" /") or "_"
+    return cleaned.replace("/", "_").replace("..", "_")[:200]
+
+
+@dataclass
+class Record:
+    """One walk-forward backtest executed by one test (a candidate or a reference model)."""
+
+    nodeid: str
+    location: tuple[str, int | None, str]
+    model: str
+    role: str
+    label: str
+    horizon: int = 0
+    step: int = 1
+    spec: dict[str, str] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
+    data_source: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    origins: list[str] = field(default_factory=list)
+    train_start: list[int] = field(default_factory=list)
+    train_stop: list[int] = field(default_factory=list)
+    actuals: list[list[float]] = field(default_factory=list)
+    forecasts: list[list[float]] = field(default_factory=list)
+    last: list[float] = field(default_factory=list)
+    fold_metrics: dict[str, list[float]] = field(default_factory=dict)
+    aggregates: dict[str, float] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
+    model_file: str | None = None
+    model_kind: str | None = None
+    input_example: list[list[float]] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.origins)
+
+    def manifest(self) -> dict[str, Any]:
+        """The per-horizon fold manifest logged as an artifact, from which later runs pair folds."""
+        return {
+            "format": 1,
+            "model": self.model,
+            "label": self.label,
+            "horizon": self.horizon,
+            "step": self.step,
+            "spec": self.spec,
+            "data": self.data,
+            "folds": [
+                {
+                    "fold": k,
+                    "origin": origin,
+                    "train": [self.train_start[k], self.train_stop[k]],
+                    "last": self.last[k],
+                    "actuals": self.actuals[k],
+                    "forecasts": self.forecasts[k],
+                    "metrics": {name: values[k] for name, values in self.fold_metrics.items()},
+                }
+                for k, origin in enumerate(self.origins)
+            ],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> Record:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in payload.items() if k in known}
+        data["location"] = tuple(data["location"])
+        return cls(**data)
+
+
+def from_result(result: Any, *, nodeid: str, location: tuple, role: str, label: str, data_source: str) -> Record:
+    """Flatten a :class:`backtest.BacktestResult` into a :class:`Record`."""
+    import numpy as np
+
+    return Record(
+        nodeid=nodeid,
+        location=tuple(location),
+        model=result.model,
+        role=role,
+        label=label,
+        horizon=result.horizon,
+        step=result.spec.step,
+        spec=result.spec.as_params(),
+        data=result.data.as_params(),
+        data_source=data_source,
+        params={sanitize(k): str(v)[:500] for k, v in result.params.items()},
+        origins=[_iso(origin) for origin in result.origins],
+        train_start=np.asarray(result.train_start).tolist(),
+        train_stop=np.asarray(result.train_stop).tolist(),
+        actuals=result.actuals.tolist(),
+        forecasts=result.forecasts.tolist(),
+        last=result.last.tolist(),
+        fold_metrics={name: values.tolist() for name, values in result.fold_metrics.items()},
+        aggregates=result.aggregates(),
+        excluded=dict(result.excluded),
+    )
+
+
+def _iso(value: Any) -> str:
+    isoformat = getattr(value, "isoformat", None)
+    if isoformat is None:
+        return str(value)
+    text = isoformat()
+    return text[:10] if text.endswith("T00:00:00") else text

@@ -1,0 +1,126 @@
+"""Pure text: the gate's rows in, terminal lines, Markdown and JSON out."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .gate import Row, Verdict
+
+HEADERS = ("model", "horizon", "metric", "baseline", "candidate", "delta", "p (Holm)", "folds", "detectable", "verdict")
+
+
+def _num(value: float, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:+.2f}%"
+
+
+def _p(row: Row) -> str:
+    if row.method == "threshold":
+        return "n/a"
+    p = row.p_adjusted if not math.isnan(row.p_adjusted) else row.p_value
+    return "-" if math.isnan(p) else ("<0.0001" if p < 1e-4 else f"{p:.4f}")
+
+
+def row_verdict(row: Row) -> str:
+    if row.status != "compared":
+        return row.status
+    return "REGRESSED" if row.regressed else "ok"
+
+
+def cells(row: Row) -> tuple[str, ...]:
+    detectable = "-" if math.isnan(row.min_detectable_pct) else f"{row.min_detectable_pct:.1f}%"
+    folds = f"{row.n_folds}/{row.candidate_folds}" if row.candidate_folds else str(row.n_folds)
+    return (row.model, row.label, row.metric, _num(row.baseline), _num(row.candidate), _pct(row.delta_pct),
+            _p(row), folds, detectable, row_verdict(row))
+
+
+def table(rows: Sequence[Row]) -> list[str]:
+    """Fixed-width lines, header first."""
+    body = [cells(row) for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(HEADERS)]
+    line = lambda values: "  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))  # noqa: E731
+    return [line(HEADERS), *(line(r) for r in body)]
+
+
+def headline(verdict: Verdict, gate: str) -> str:
+    status = verdict.status
+    if status == "pass":
+        text = f"PASSED against {verdict.baseline}"
+    elif status == "no-baseline":
+        text = f"nothing to compare against ({verdict.baseline}); the session passes ungated"
+    elif status == "fail" and gate == "warn":
+        text = "REGRESSION (warn mode: the session is not failed)"
+    else:
+        text = f"{status.upper()} against {verdict.baseline}"
+    return f"forecast gate: {text}"
+
+
+def terminal_lines(verdict: Verdict, gate: str) -> list[str]:
+    lines = [headline(verdict, gate)]
+    if verdict.rows:
+        lines += table(verdict.rows)
+    notes = sorted({row.note for row in verdict.rows if row.note})
+    lines += [f"note: {note}" for note in notes]
+    lines += [f"reason: {reason}" for reason in verdict.reasons]
+    if any(row.status == "compared" for row in verdict.rows) and verdict.rows[0].method == "dm":
+        lines.append(
+            "p: one-sided Diebold-Mariano (HLN) p-value of 'candidate worse than baseline', Holm-adjusted; "
+            "detectable: smallest regression these folds detect with 80% power"
+        )
+    return lines
+
+
+def failure_message(row: Row, baseline: str) -> str:
+    """What a regressed horizon's test says."""
+    p = "" if row.method == "threshold" else f", p={_p(row)} (Holm-adjusted, one-sided DM-HLN)"
+    return (
+        f"forecast regression at {row.label} on {row.metric}: candidate {_num(row.candidate)} vs baseline "
+        f"{_num(row.baseline)} ({_pct(row.delta_pct)}){p} over {row.n_folds} paired folds; baseline {baseline}"
+    )
+
+
+def markdown(verdict: Verdict, gate: str) -> str:
+    out = [f"### {headline(verdict, gate)}", ""]
+    if verdict.rows:
+        out.append("| " + " | ".join(HEADERS) + " |")
+        out.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(HEADERS))) + "|")
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(row)) + " |" for row in verdict.rows]
+        out.append("")
+    out += [f"- {reason}" for reason in verdict.reasons]
+    out += [f"- note: {note}" for note in sorted({row.note for row in verdict.rows if row.note})]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def to_json(verdict: Verdict, gate: str, extra: dict[str, Any] | None = None) -> str:
+    payload = {"gate": gate, **verdict.to_json(), **(extra or {})}
+    return json.dumps(_finite(payload), indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    """NaN and inf become null: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def skill_lines(skill: dict[str, dict[str, float]]) -> list[str]:
+    """Candidate skill against the random walk: RMSE ratio and Theil's U per model and horizon."""
+    if not skill:
+        return []
+    lines = ["skill against the random walk (RMSE ratio; Theil's U; < 1 beats it):"]
+    for key, values in sorted(skill.items()):
+        ratio = "-" if math.isnan(values["rmse_ratio"]) else f"{values['rmse_ratio']:.3f}"
+        lines.append(f"  {key}: RMSE ratio to naive {ratio}, Theil's U {values['theil_u']:.3f}")
+    return lines

@@ -1,0 +1,361 @@
+"""The plugin object: collects backtest records, decides the verdict, logs to MLflow, writes the summary.
+
+One instance per process when the plugin is on. Roles (one check, ``hasattr(config, "workerinput")``):
+
+* a worker (xdist) records and compares, then ships its records in ``config.workeroutput``;
+* the controller (or a plain session) alone talks to MLflow, merges, judges and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import sys
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .gate import Baseline, Row, Verdict, compare_record, decide
+from .records import Record, from_result
+from .settings import Settings
+from .store import mask_uri
+
+WORKER_KEY = "forecast_mlflow"
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class ForecastSession:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.worker = is_worker(config)
+        self.records: list[Record] = []
+        self.outcomes: dict[str, str] = {}
+        self.baseline: Baseline | None = None
+        self.baseline_note = "not resolved"
+        self.baseline_error: str | None = None
+        self.unavailable: str | None = None
+        self.tracking = None
+        self.experiment_id: str | None = None
+        self.verdict: Verdict | None = None
+        self.summary: list[str] = []
+        self.problems: list[str] = []
+        self.git: dict[str, str] = {}
+        self.session_id = uuid.uuid4().hex
+        self.models_dir: Path | None = None
+        self._owns_models_dir = False
+        self._previous_sigterm: Any = None
+        if self.worker:
+            shipped = config.workerinput.get(WORKER_KEY, {})
+            self.baseline = Baseline.from_json(shipped.get("baseline"))
+            self.baseline_note = shipped.get("baseline_note", "")
+            self.session_id = shipped.get("session_id", self.session_id)
+            self.models_dir = Path(shipped["models_dir"]) if shipped.get("models_dir") else None
+
+    # -- controller start-up -----------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.worker:
+            return
+        self.models_dir = Path(tempfile.mkdtemp(prefix="forecast-models-"))
+        self._owns_models_dir = True
+        self._install_sigterm()
+        from .tracking import StoreUnavailable, Tracking, TrackingError, git_info
+
+        self.git = git_info(self.settings.rootdir)
+        try:
+            self.tracking = Tracking(self.settings)
+            self.experiment_id = self.tracking.experiment_id(self.settings.experiment)
+        except StoreUnavailable as exc:
+            if self.settings.on_unavailable == "spool":
+                self.unavailable = f"{exc}; results are spooled to a journal"
+                self.baseline_note = "not resolved (store unavailable)"
+                return
+            raise pytest.UsageError(
+                f"{exc}. Start the server, point --mlflow-tracking-uri elsewhere, or use "
+                "--mlflow-on-unavailable=spool to keep the results in a journal"
+            ) from None
+        except TrackingError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if self.settings.gate == "off":
+            self.baseline_note = "gate off"
+            return
+        try:
+            self.baseline, self.baseline_note = self.tracking.resolve_baseline()
+        except (StoreUnavailable, TrackingError) as exc:
+            self.baseline_error = f"the baseline cannot be read: {exc}"
+            self.baseline_note = "unreadable"
+
+    def _install_sigterm(self) -> None:
+        """SIGTERM ends the session like Ctrl-C: runs end KILLED, computed folds are kept."""
+
+        def interrupt(signum, frame):  # noqa: ARG001
+            raise KeyboardInterrupt("SIGTERM")
+
+        try:
+            self._previous_sigterm = signal.signal(signal.SIGTERM, interrupt)
+        except ValueError:  # not the main thread
+            self._previous_sigterm = None
+
+    def worker_input(self) -> dict[str, Any]:
+        """What the controller decided once, shipped to each xdist worker."""
+        return {
+            "baseline": self.baseline.to_json() if self.baseline else None,
+            "baseline_note": self.baseline_note,
+            "session_id": self.session_id,
+            "models_dir": str(self.models_dir) if self.models_dir else None,
+        }
+
+    # -- recording (every process) -----------------------------------------------------------------
+
+    def record(self, item: pytest.Item, result: Any, *, model: Any, role: str, label: str, source: str) -> None:
+        record = from_result(result, nodeid=item.nodeid, location=item.location, role=role,
+                             label=label, data_source=source)
+        if role == "candidate":
+            self._save_model(record, model)
+            if self.settings.gate != "off" and self.baseline_error is None and self.unavailable is None:
+                rows = compare_record(record, self.baseline, metrics=self.settings.gate_metrics,
+                                      tolerance=self.settings.tolerance, alpha=self.settings.alpha,
+                                      method=self.settings.method)
+                record.comparisons = [row.to_json() for row in rows]
+                for row in rows:
+                    prefix = f"forecast.{row.label}.{row.metric}"
+                    item.user_properties += [
+                        (f"{prefix}.baseline", row.baseline),
+                        (f"{prefix}.candidate", row.candidate),
+                        (f"{prefix}.delta_pct", row.delta_pct),
+                        (f"{prefix}.p_unadjusted", row.p_value),
+                        (f"{prefix}.folds", row.n_folds),
+                        (f"{prefix}.status", row.status),
+                    ]
+        self.records.append(record)
+
+    def record_error(self, item: pytest.Item, *, model: str, role: str, label: str, error: BaseException) -> None:
+        self.records.append(Record(nodeid=item.nodeid, location=item.location, model=model, role=role,
+                                   label=label, error=f"{type(error).__name__}: {error}"[:2000]))
+
+    def _save_model(self, record: Record, model: Any) -> None:
+        if self.models_dir is None:
+            return
+        path = self.models_dir / f"{uuid.uuid4().hex}.model"
+        torch = sys.modules.get("torch")
+        try:
+            if torch is not None and isinstance(model, torch.nn.Module):
+                torch.save(model, path)
+                record.model_kind = "torch"
+                example = getattr(model, "input_example", None)
+                if example is None and getattr(model, "context_length", None):
+                    example = [[0.0] * int(model.context_length)]
+                record.input_example = (example.tolist() if hasattr(example, "tolist") else example)
+            else:
+                with open(path, "wb") as handle:
+                    pickle.dump(model, handle)
+                record.model_kind = "pickle"
+        except Exception as exc:
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"{record.model} ({record.label}) cannot be saved for the registry and will not be logged as "
+                    f"a model: {type(exc).__name__}: {exc}. Make it picklable (module-level class, no lambdas)."
+                ),
+                stacklevel=2,
+            )
+            return
+        record.model_file = str(path)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.worker:
+            return
+        current = self.outcomes.get(report.nodeid)
+        if report.failed:
+            self.outcomes[report.nodeid] = "failed"
+        elif report.when == "call" and current != "failed":
+            self.outcomes[report.nodeid] = report.outcome
+        elif report.skipped and current is None:
+            self.outcomes[report.nodeid] = "skipped"
+
+    # -- workers ship, the controller merges --------------------------------------------------------
+
+    def worker_output(self) -> str:
+        return json.dumps([record.to_json() for record in self.records])
+
+    def merge_worker_output(self, payload: str | None) -> None:
+        if payload:
+            self.records.extend(Record.from_json(item) for item in json.loads(payload))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session):
+        result = yield
+        if not self.worker:
+            self._judge(session, interrupted=False)
+        return result
+
+    # -- the verdict ---------------------------------------------------------------------------------
+
+    def _ordered(self) -> list[Record]:
+        return sorted(self.records, key=lambda r: (r.role != "candidate", r.model, r.horizon, r.label, r.nodeid))
+
+    def _judge(self, session: pytest.Session, *, interrupted: bool) -> None:
+        if self.settings.gate == "off":
+            self.verdict = Verdict("off", (), self.baseline_note)
+            return
+        candidates = [r for r in self._ordered() if r.role == "candidate"]
+        rows = [Row(**row) for record in candidates for row in record.comparisons]
+        incomplete = [f"{r.model} {r.label}" for r in candidates if not r.ok]
+        unavailable = self.unavailable or self.baseline_error
+        self.verdict = decide(rows, baseline=self.baseline, alpha=self.settings.alpha, method=self.settings.method,
+                              require_baseline=self.settings.require_baseline, incomplete=incomplete,
+                              interrupted=interrupted, unavailable=unavailable,
+                              baseline_note=self.baseline_note)
+        if interrupted or self.settings.gate != "fail" or not self.verdict.failed:
+            return
+        from .report import failure_message
+
+        reported = 0
+        for row in self.verdict.regressions:
+            record = next(r for r in candidates if r.nodeid == row.nodeid and r.label == row.label)
+            report = pytest.TestReport(
+                nodeid=record.nodeid, location=tuple(record.location), keywords={}, outcome="failed",
+                longrepr=failure_message(row, self.verdict.baseline), when="call",
+                user_properties=[(f"forecast.{row.label}.{row.metric}.p_holm", row.p_adjusted)],
+            )
+            session.config.hook.pytest_runtest_logreport(report=report)
+            reported += 1
+        if not reported and not incomplete:
+            session.testsfailed += 1  # a gate failure not tied to one test: no baseline data, store, ...
+
+    # -- the end: log, register, report ------------------------------------------------------------
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.worker:
+            if hasattr(self.config, "workeroutput"):
+                self.config.workeroutput[WORKER_KEY] = self.worker_output()
+            return
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        if interrupted or self.verdict is None:
+            self._judge(session, interrupted=interrupted)
+        status = "KILLED" if interrupted else "FINISHED"
+        from .plots import skill as compute_skill
+        from .report import skill_lines, terminal_lines
+
+        skill = compute_skill(self.records)
+        logged_ok = self._log(status, skill)
+        if not logged_ok and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.verdict is not None:
+            self.summary = terminal_lines(self.verdict, self.settings.gate) + self.summary
+        self.summary += skill_lines(skill)
+        self._write_reports()
+
+    def _log(self, status: str, skill: dict) -> bool:
+        """Log every record; on an unavailable store, spool a journal instead. Returns False on failure."""
+        if not self.records:
+            self.summary.append("nothing to log: no test called the walk_forward fixture")
+            return True
+        tags = {**self.git, **dict(self.settings.tags)}
+        payload = dict(status=status, session_id=self.session_id, extra_tags=tags)
+        if self.tracking is not None:
+            from .tracking import StoreUnavailable, TrackingError
+
+            try:
+                logged = self.tracking.log_session(self.experiment_id, self._ordered(), verdict=self.verdict,
+                                                   outcomes=self.outcomes, baseline=self.baseline, skill=skill,
+                                                   **payload)
+            except Exception as exc:  # the store failed mid-session: spool, or fail loudly; never lose results
+                if self.settings.on_unavailable == "spool" or isinstance(exc, StoreUnavailable):
+                    path = self._spool(status, skill, reason=str(exc))
+                    self.problems.append(f"logging to {mask_uri(self.settings.tracking_uri)} failed ({exc}); "
+                                         f"results saved to {path}; replay with: forecast-mlflow replay {path}")
+                else:
+                    self.problems.append(f"logging to MLflow failed: {type(exc).__name__}: {exc}")
+                return False
+            for run in logged:
+                self.summary.append(f"logged {run.role} {run.model}: run {run.run_id} in experiment "
+                                    f"{self.settings.experiment!r} ({mask_uri(self.settings.tracking_uri)})")
+            if self.settings.register and status == "FINISHED":
+                try:
+                    self._register(logged)
+                except (TrackingError, Exception) as exc:
+                    self.problems.append(f"registering the candidate failed: {exc}")
+                    return False
+            return True
+        path = self._spool(status, skill, reason=self.unavailable or "store unavailable")
+        self.summary.append(f"results saved to {path}; replay with: forecast-mlflow replay {path}")
+        return True
+
+    def _register(self, logged) -> None:
+        candidates = [run for run in logged if run.role == "candidate"]
+        for run in candidates:
+            version, moved = self.tracking.register(run, verdict=self.verdict, promote=self.settings.promote)
+            where = f"{self.settings.registered_model} v{version}"
+            if moved:
+                self.summary.append(f"registered {run.model} as {where} and moved alias {self.settings.alias!r} to it")
+            elif self.settings.promote:
+                self.summary.append(f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved "
+                                    f"(gate verdict: {self.verdict.status if self.verdict else 'none'})")
+            else:
+                self.summary.append(f"registered {run.model} as {where}")
+
+    def _spool(self, status: str, skill: dict, *, reason: str) -> Path:
+        from .journal import write_journal
+
+        return write_journal(self.settings, records=self._ordered(), outcomes=self.outcomes, status=status,
+                             session_id=self.session_id, tags={**self.git, **dict(self.settings.tags)},
+                             verdict=self.verdict, skill=skill, reason=reason)
+
+    def _write_reports(self) -> None:
+        if self.verdict is None:
+            return
+        from .report import markdown, to_json
+
+        text = markdown(self.verdict, self.settings.gate)
+        targets = [self.settings.report] if self.settings.report else []
+        for path in targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary and self.settings.report:
+            with open(step_summary, "a") as handle:
+                handle.write(text + "\n")
+        if self.settings.json:
+            self.settings.json.parent.mkdir(parents=True, exist_ok=True)
+            self.settings.json.write_text(to_json(self.verdict, self.settings.gate,
+                                                  {"experiment": self.settings.experiment,
+                                                   "session": self.session_id}))
+
+    # -- output --------------------------------------------------------------------------------------
+
+    def header_lines(self) -> list[str]:
+        commit = self.git.get("mlflow.source.git.commit", "unknown")[:12]
+        dirty = " (dirty)" if self.git.get("git.dirty") == "true" else ""
+        return [
+            f"forecast-mlflow: experiment {self.settings.experiment!r} at {mask_uri(self.settings.tracking_uri)}",
+            f"forecast-mlflow: commit {commit}{dirty}; gate {self.settings.gate} ({self.settings.method}, "
+            f"metrics {','.join(self.settings.gate_metrics)}, tolerance {self.settings.tolerance:g}, "
+            f"alpha {self.settings.alpha:g}); {self.baseline_note}",
+        ]
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        if self.worker or not (self.summary or self.problems):
+            return
+        terminalreporter.write_sep("=", "forecast-mlflow")
+        for line in self.summary:
+            terminalreporter.write_line(line)
+        for line in self.problems:
+            terminalreporter.write_line(f"ERROR: {line}", red=True)
+
+    def close(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if self._owns_models_dir and self.models_dir is not None:
+            shutil.rmtree(self.models_dir, ignore_errors=True)

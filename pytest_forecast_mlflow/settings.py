@@ -1,0 +1,282 @@
+"""Every option, read once into a frozen :class:`Settings`.
+
+Precedence is the same for every option: command line > environment variable > ini key > default.
+A bad value fails before any test runs: ``argparse.ArgumentTypeError`` from the command line,
+``pytest.UsageError`` (exit code 4) from the environment or the ini file, naming where it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GROUP = "forecast-mlflow"
+
+#: Gate metrics the plugin knows, with their direction (kept here so the plugin needs no pandas).
+KNOWN_METRICS = ("rmse", "mae", "mape", "smape", "mase", "directional_accuracy")
+GATE_MODES = ("fail", "warn", "off")
+GATE_METHODS = ("dm", "threshold")
+UNAVAILABLE_MODES = ("fail", "spool")
+_EXPERIMENT_NAME = re.compile(r"^[^\x00-\x1f/\\]{1,200}$")
+
+
+def _experiment(value: str) -> str:
+    value = value.strip()
+    if not _EXPERIMENT_NAME.match(value) or value != value.strip():
+        raise argparse.ArgumentTypeError(
+            f"invalid experiment name {value!r}: use 1-200 printable characters without '/' or '\\'"
+        )
+    return value
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.strip().lower()
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _fraction(low: float, high: float, *, what: str) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(str(value).strip().rstrip("%")) / (100 if str(value).strip().endswith("%") else 1)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number such as 0.05 or 5%, got {value!r}") from None
+        if not (math.isfinite(number) and low <= number < high):
+            raise argparse.ArgumentTypeError(f"{what} must be in [{low}, {high}), got {value!r}")
+        return number
+
+    return parse
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"timeout must be a number of seconds, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"timeout must be > 0 seconds, got {value!r}")
+    return number
+
+
+def _metrics(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in str(value).replace(";", ",").split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one gate metric, e.g. rmse or rmse,mae")
+    unknown = [name for name in names if name not in KNOWN_METRICS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown gate metric(s) {', '.join(map(repr, unknown))}; known metrics: {', '.join(KNOWN_METRICS)}"
+        )
+    return names
+
+
+def _tracking_uri(value: str) -> str:
+    value = value.strip()
+    if re.match(r"^(sqlite|https?|postgresql|mysql|mssql|databricks)[+a-z0-9]*:", value):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"unsupported tracking URI {value!r}: file stores (a plain path or file:) are rejected by MLflow 3.13+; "
+        "use sqlite:///path/to/mlflow.db or http://host:port"
+    )
+
+
+def _tag(value: str) -> tuple[str, str]:
+    key, sep, tag_value = value.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"tags are KEY=VALUE, got {value!r}")
+    return key.strip(), tag_value.strip()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its flag, ini key, environment variable, parser and help text (shared by all three)."""
+
+    flag: str
+    ini: str
+    env: str | None
+    parse: Callable[[str], Any] | None
+    help: str
+    default: Any = None
+    kind: str = "value"  # value | flag | append
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--mlflow-experiment", "mlflow_experiment", "FORECAST_MLFLOW_EXPERIMENT", _experiment,
+           "Log backtests to this MLflow experiment (switches the plugin on)."),
+    Option("--mlflow-tracking-uri", "mlflow_tracking_uri", "MLFLOW_TRACKING_URI", _tracking_uri,
+           "Tracking URI. Default: the embedded store sqlite:///<rootdir>/data/mlflow/mlflow.db."),
+    Option("--mlflow-run-name", "mlflow_run_name", "FORECAST_MLFLOW_RUN_NAME", str,
+           "Run name prefix; each model's run is named '<prefix>-<model>'. Default: the model name."),
+    Option("--mlflow-tag", "mlflow_tags", None, _tag,
+           "Extra run tag KEY=VALUE (repeatable; ini: one per line).", default=(), kind="append"),
+    Option("--mlflow-register", "mlflow_register", "FORECAST_MLFLOW_REGISTER", None,
+           "Register the candidate's logged model as a new version of the registered model.",
+           default=False, kind="flag"),
+    Option("--mlflow-promote", "mlflow_promote", "FORECAST_MLFLOW_PROMOTE", None,
+           "Register the candidate and move the champion alias to it, only when the gate passed.",
+           default=False, kind="flag"),
+    Option("--mlflow-on-unavailable", "mlflow_on_unavailable", "FORECAST_MLFLOW_ON_UNAVAILABLE",
+           _choice(UNAVAILABLE_MODES),
+           "When the tracking store cannot be reached: fail the session, or spool results to a journal "
+           "for 'forecast-mlflow replay'. Default: fail.", default="fail"),
+    Option("--mlflow-timeout", "mlflow_timeout", "FORECAST_MLFLOW_TIMEOUT", _positive_seconds,
+           "Seconds to wait for a remote tracking server before giving up. Default: 10.", default=10.0),
+    Option("--forecast-gate", "forecast_gate", "FORECAST_GATE", _choice(GATE_MODES),
+           "Regression gate: fail the session, warn only, or off. Default: fail.", default="fail"),
+    Option("--forecast-gate-metrics", "forecast_gate_metrics", "FORECAST_GATE_METRICS", _metrics,
+           "Comma-separated gate metrics, the first also ranks baselines. Default: rmse.", default=("rmse",)),
+    Option("--forecast-tolerance", "forecast_tolerance", "FORECAST_TOLERANCE",
+           _fraction(0.0, 1.0, what="tolerance"),
+           "Relative margin a candidate may be worse by before it counts as a regression (0.02 or 2%). "
+           "Default: 0.", default=0.0),
+    Option("--forecast-alpha", "forecast_alpha", "FORECAST_ALPHA", _fraction(1e-9, 1.0, what="alpha"),
+           "Significance level of the gate's one-sided test (Holm-corrected). Default: 0.05.", default=0.05),
+    Option("--forecast-method", "forecast_method", "FORECAST_METHOD", _choice(GATE_METHODS),
+           "Gate decision: dm (Diebold-Mariano with HLN correction) or threshold (aggregate worse by more "
+           "than the tolerance). Default: dm.", default="dm"),
+    Option("--forecast-registered-model", "forecast_registered_model", "FORECAST_REGISTERED_MODEL", _experiment,
+           "Registered model holding the champion. Default: the experiment name."),
+    Option("--forecast-alias", "forecast_alias", "FORECAST_ALIAS", _experiment,
+           "Registry alias of the baseline. Default: champion.", default="champion"),
+    Option("--forecast-require-baseline", "forecast_require_baseline", "FORECAST_REQUIRE_BASELINE", None,
+           "Fail the gate when there is nothing to compare against (no registered model, horizon or metric).",
+           default=False, kind="flag"),
+    Option("--forecast-report", "forecast_report", "FORECAST_REPORT", str,
+           "Write the gate table as Markdown to this path (also appended to $GITHUB_STEP_SUMMARY when set)."),
+    Option("--forecast-json", "forecast_json", "FORECAST_JSON", str,
+           "Write the verdict as JSON to this path, for scripts."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved options, and where each came from (for error messages and the report header)."""
+
+    experiment: str | None
+    tracking_uri: str
+    artifact_root: Path
+    rootdir: Path
+    run_name: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    register: bool = False
+    promote: bool = False
+    on_unavailable: str = "fail"
+    timeout: float = 10.0
+    gate: str = "fail"
+    gate_metrics: tuple[str, ...] = ("rmse",)
+    tolerance: float = 0.0
+    alpha: float = 0.05
+    method: str = "dm"
+    registered_model: str = ""
+    alias: str = "champion"
+    require_baseline: bool = False
+    report: Path | None = None
+    json: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.experiment is not None
+
+
+def addoptions(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "walk-forward backtests tracked in MLflow")
+    for option in OPTIONS:
+        if option.kind == "flag":
+            group.addoption(option.flag, dest=option.dest, action="store_true", default=None, help=option.help)
+            parser.addini(option.ini, option.help, type="bool", default=None)
+        elif option.kind == "append":
+            group.addoption(option.flag, dest=option.dest, action="append", type=option.parse, default=None,
+                            metavar="KEY=VALUE", help=option.help)
+            parser.addini(option.ini, option.help, type="linelist", default=[])
+        else:
+            group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=option.help)
+            parser.addini(option.ini, option.help, default=None)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str]:
+    cli = config.getoption(option.dest)
+    if cli is not None and cli != []:
+        return cli, f"command line {option.flag}"
+    if option.env and option.env in os.environ:
+        raw = os.environ[option.env]
+        where = f"environment variable {option.env}"
+        if option.kind == "flag":
+            if raw.strip().lower() not in _TRUE | _FALSE:
+                raise pytest.UsageError(f"{where}={raw!r}: use 1/true/yes or 0/false/no")
+            return raw.strip().lower() in _TRUE, where
+        return _parsed(option, raw, where), where
+    ini = config.getini(option.ini)
+    if ini not in (None, [], ""):
+        where = f"ini key {option.ini}"
+        if option.kind == "append":
+            return tuple(_parsed(option, line, where) for line in ini), where
+        if option.kind == "flag":
+            return bool(ini), where
+        return _parsed(option, ini, where), where
+    return option.default, "default"
+
+
+def _parsed(option: Option, raw: str, where: str) -> Any:
+    try:
+        return option.parse(raw) if option.parse else raw
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read every option once, with one precedence, into a :class:`Settings`."""
+    from .store import default_artifact_root, default_tracking_uri, sqlite_path
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        values[option.ini], sources[option.ini] = _resolve(config, option)
+    rootdir = Path(config.rootpath)
+    uri = values["mlflow_tracking_uri"] or default_tracking_uri(rootdir)
+    db = sqlite_path(uri)
+    artifact_root = db.parent / "mlruns" if db is not None else default_artifact_root(rootdir)
+    experiment = values["mlflow_experiment"]
+    return Settings(
+        experiment=experiment,
+        tracking_uri=uri,
+        artifact_root=artifact_root,
+        rootdir=rootdir,
+        run_name=values["mlflow_run_name"],
+        tags=tuple(values["mlflow_tags"] or ()),
+        register=bool(values["mlflow_register"]) or bool(values["mlflow_promote"]),
+        promote=bool(values["mlflow_promote"]),
+        on_unavailable=values["mlflow_on_unavailable"],
+        timeout=float(values["mlflow_timeout"]),
+        gate=values["forecast_gate"],
+        gate_metrics=tuple(values["forecast_gate_metrics"]),
+        tolerance=float(values["forecast_tolerance"]),
+        alpha=float(values["forecast_alpha"]),
+        method=values["forecast_method"],
+        registered_model=values["forecast_registered_model"] or (experiment or ""),
+        alias=values["forecast_alias"],
+        require_baseline=bool(values["forecast_require_baseline"]),
+        report=Path(values["forecast_report"]) if values["forecast_report"] else None,
+        json=Path(values["forecast_json"]) if values["forecast_json"] else None,
+        sources=sources,
+    )

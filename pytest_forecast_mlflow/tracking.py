@@ -1,0 +1,548 @@
+"""The only module that imports mlflow.
+
+It turns a session's :class:`~pytest_forecast_mlflow.records.Record` values into MLflow runs, reads
+the registry's champion back as a :class:`~pytest_forecast_mlflow.gate.Baseline`, and registers and
+promotes candidates. Imported only when the plugin is switched on, and only by the controller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .gate import Baseline, BaselineHorizon, Row, Verdict
+from .records import Record, sanitize
+from .settings import Settings
+from .store import mask_uri, sqlite_path
+
+log = logging.getLogger(__name__)
+
+SCHEMA_HINT = "run 'mlflow db upgrade {uri}' (back the database up first: forecast-mlflow backup DIR)"
+
+
+class StoreUnavailable(RuntimeError):
+    """The tracking store could not be reached."""
+
+
+class TrackingError(RuntimeError):
+    """MLflow state the plugin cannot work with, with the fix in the message."""
+
+
+def _prepare_environment(timeout: float) -> None:
+    """Bound MLflow's HTTP retries (about four minutes by default) before mlflow is imported."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(timeout))))
+
+
+def probe_http(uri: str, timeout: float) -> None:
+    """Fail within ``timeout`` seconds when an http(s) tracking server does not answer its health check."""
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - the user's own server
+            response.read(64)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return  # reachable; authentication is MLflow's business
+        raise StoreUnavailable(f"tracking server {mask_uri(uri)} answered HTTP {exc.code} to its health check") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StoreUnavailable(f"tracking server {mask_uri(uri)} is unreachable ({reason})") from None
+
+
+@contextlib.contextmanager
+def _store_lock(db: Path) -> Iterator[None]:
+    """Serialise creation of a fresh SQLite store across processes (concurrent creation corrupts it)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks; creation stays single-process
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def git_info(root: Path) -> dict[str, str]:
+    """Commit, branch and dirty flag of the checkout at ``root`` (MLflow records none under pytest)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    info = {"mlflow.source.git.commit": commit, "git.commit": commit}
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
+    if branch:
+        info["git.branch"] = branch
+        info["mlflow.source.git.branch"] = branch
+    status = git("status", "--porcelain", "--untracked-files=no")
+    if status is not None:
+        info["git.dirty"] = "true" if status else "false"
+    remote = git("config", "--get", "remote.origin.url")
+    if remote:
+        info["mlflow.source.git.repoURL"] = mask_uri(remote)
+    return info
+
+
+@dataclass
+class LoggedRun:
+    model: str
+    role: str
+    run_id: str
+    model_uri: str | None = None
+
+
+class Tracking:
+    """An open connection to one tracking store, for one session."""
+
+    def __init__(self, settings: Settings) -> None:
+        _prepare_environment(settings.timeout)
+        self.settings = settings
+        self.uri = settings.tracking_uri
+        if self.uri.startswith(("http://", "https://")):
+            probe_http(self.uri, settings.timeout)
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.mlflow = mlflow
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self._open_store()
+
+    # -- store and experiment ----------------------------------------------------------------------
+
+    def _open_store(self) -> None:
+        db = sqlite_path(self.uri)
+        try:
+            if db is not None:
+                with _store_lock(db):
+                    self.client.search_experiments(max_results=1)
+            else:
+                self.client.search_experiments(max_results=1)
+        except Exception as exc:
+            raise self._explain(exc, "opening the tracking store") from None
+
+    def _explain(self, exc: Exception, doing: str) -> Exception:
+        text = str(exc)
+        uri = mask_uri(self.uri)
+        if "out-of-date database schema" in text or "alembic" in text.lower() and "revision" in text.lower():
+            return TrackingError(f"the MLflow store {uri} has an out-of-date schema; {SCHEMA_HINT.format(uri=uri)}")
+        if "database is locked" in text:
+            return TrackingError(
+                f"{doing}: the SQLite store {uri} stayed locked by another process; retry when it finishes, "
+                "or give concurrent jobs their own store"
+            )
+        if isinstance(exc, (ConnectionError, OSError)) or "Max retries exceeded" in text or "Connection refused" in text:
+            return StoreUnavailable(f"{doing}: tracking store {uri} is unreachable ({text.splitlines()[0][:200]})")
+        return TrackingError(f"{doing} on {uri}: {type(exc).__name__}: {text.splitlines()[0][:500] if text else ''}")
+
+    def experiment_id(self, name: str) -> str:
+        """The experiment's id, created (with tags and an explicit artifact location) when absent."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                location = None
+                if sqlite_path(self.uri) is not None:
+                    location = (self.settings.artifact_root / sanitize(name)).resolve().as_uri()
+                try:
+                    return self.client.create_experiment(
+                        name,
+                        artifact_location=location,
+                        tags={"forecast.created_by": f"pytest-forecast-mlflow {__version__}"},
+                    )
+                except MlflowException as exc:
+                    if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
+                        raise
+                    experiment = self.client.get_experiment_by_name(name)  # another session won the race
+            if experiment.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    f"experiment {name!r} is deleted in {mask_uri(self.uri)}; restore it "
+                    f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or choose another name"
+                )
+            return experiment.experiment_id
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise self._explain(exc, f"getting experiment {name!r}") from None
+
+    # -- the baseline ------------------------------------------------------------------------------
+
+    def resolve_baseline(self) -> tuple[Baseline | None, str]:
+        """The registry's champion (or best version) as a Baseline, and a sentence saying which."""
+        from mlflow.exceptions import MlflowException
+
+        name, alias = self.settings.registered_model, self.settings.alias
+        first_metric = self.settings.gate_metrics[0]
+        try:
+            try:
+                self.client.get_registered_model(name)
+            except MlflowException as exc:
+                if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+                    return None, f"no registered model {name!r} yet"
+                raise
+            try:
+                version = self.client.get_model_version_by_alias(name, alias)
+                how = f"alias {alias}"
+            except MlflowException as exc:
+                if "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code) and "alias" not in str(exc).lower():
+                    raise
+                version, how = self._best_version(name, first_metric)
+                if version is None:
+                    return None, f"registered model {name!r} has no alias {alias!r} and no version to rank"
+            run = self._baseline_run(name, version)
+            horizons = self._baseline_horizons(run.info.run_id)
+        except (TrackingError, StoreUnavailable):
+            raise
+        except Exception as exc:
+            raise self._explain(exc, f"reading the baseline of {name!r}") from None
+        baseline = Baseline(
+            registered_model=name,
+            version=str(version.version),
+            how=how,
+            run_id=run.info.run_id,
+            run_name=run.info.run_name or "",
+            data_sha256=run.data.params.get("data.sha256", ""),
+            horizons=horizons,
+        )
+        return baseline, f"baseline {baseline.describe()}"
+
+    def _best_version(self, name: str, metric: str):
+        versions = [v for v in self.client.search_model_versions(f"name='{name}'") if v.run_id]
+        if not versions:
+            return None, ""
+        ids = ", ".join(f"'{v.run_id}'" for v in versions)
+        direction = "DESC" if metric == "directional_accuracy" else "ASC"
+        runs = self.client.search_runs(
+            experiment_ids=list({self.client.get_run(versions[0].run_id).info.experiment_id}),
+            filter_string=f"attributes.run_id IN ({ids}) and metrics.`all/{metric}_mean` > -1e308",
+            order_by=[f"metrics.`all/{metric}_mean` {direction}"],
+            max_results=1,
+        )
+        if not runs:
+            return None, ""
+        best = runs[0].info.run_id
+        version = max((v for v in versions if v.run_id == best), key=lambda v: int(v.version))
+        return version, f"best all/{metric}_mean of {len(versions)} versions, no alias {self.settings.alias!r}"
+
+    def _baseline_run(self, name: str, version):
+        from mlflow.exceptions import MlflowException
+
+        if not version.run_id:
+            raise TrackingError(f"{name} v{version.version} has no source run; the gate cannot read its folds")
+        try:
+            run = self.client.get_run(version.run_id)
+        except MlflowException:
+            run = None
+        if run is None or run.info.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"the baseline {name} v{version.version} points at run {version.run_id}, which is deleted; "
+                f"restore it (mlflow runs restore --run-id {version.run_id}) or move the "
+                f"{self.settings.alias!r} alias to another version"
+            )
+        return run
+
+    def _baseline_horizons(self, run_id: str) -> dict[str, BaselineHorizon]:
+        horizons: dict[str, BaselineHorizon] = {}
+        listed = self.client.list_artifacts(run_id, "manifests")
+        if not listed:
+            raise TrackingError(
+                f"baseline run {run_id} has no fold manifests (manifests/*.json); it was not logged by this "
+                "plugin, so the gate cannot pair folds. Promote a run logged by pytest-forecast-mlflow"
+            )
+        with tempfile.TemporaryDirectory(prefix="forecast-baseline-") as tmp:
+            for item in listed:
+                if not item.path.endswith(".json"):
+                    continue
+                local = self.client.download_artifacts(run_id, item.path, tmp)
+                manifest = json.loads(Path(local).read_text())
+                label = manifest["label"]
+                folds = manifest["folds"]
+                metrics = {name: [f["metrics"].get(name, float("nan")) for f in folds]
+                           for name in (folds[0]["metrics"] if folds else {})}
+                for metric in self.settings.gate_metrics:
+                    if metric not in metrics:
+                        history = self._history(run_id, f"{label}/{metric}", len(folds))
+                        if history is not None:
+                            metrics[metric] = history
+                horizons[label] = BaselineHorizon(
+                    label=label,
+                    horizon=int(manifest["horizon"]),
+                    step=int(manifest["step"]),
+                    origins=[f["origin"] for f in folds],
+                    actuals=[f["actuals"] for f in folds],
+                    fold_metrics=metrics,
+                )
+        return horizons
+
+    def _history(self, run_id: str, key: str, folds: int) -> list[float] | None:
+        history = sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
+        if len(history) != folds:
+            return None
+        return [m.value for m in history]
+
+    # -- logging a session -------------------------------------------------------------------------
+
+    def log_session(
+        self,
+        experiment_id: str,
+        records: list[Record],
+        *,
+        verdict: Verdict | None,
+        outcomes: dict[str, str],
+        status: str,
+        session_id: str,
+        extra_tags: dict[str, str],
+        baseline: Baseline | None,
+        skill: dict[str, dict[str, float]],
+    ) -> list[LoggedRun]:
+        """One run per model, with params, stepped and aggregate metrics, manifests, plots and the model."""
+        by_model: dict[str, list[Record]] = {}
+        for record in records:
+            by_model.setdefault(record.model, []).append(record)
+        logged = []
+        for model, model_records in by_model.items():
+            logged.append(
+                self._log_model_run(experiment_id, model, model_records, verdict=verdict, outcomes=outcomes,
+                                    status=status, session_id=session_id, extra_tags=extra_tags,
+                                    baseline=baseline, skill=skill, all_records=records)
+            )
+        return logged
+
+    def _log_model_run(self, experiment_id, model, records, *, verdict, outcomes, status, session_id, extra_tags,
+                       baseline, skill, all_records) -> LoggedRun:
+        from mlflow.entities import Metric, Param
+
+        role = "candidate" if any(r.role == "candidate" for r in records) else "reference"
+        labels = [r.label for r in records if r.ok]
+        node_outcomes = [outcomes.get(r.nodeid, "unknown") for r in records]
+        failed = any(o == "failed" for o in node_outcomes) or any(not r.ok for r in records)
+        run_status = status if status != "FINISHED" else ("FAILED" if failed else "FINISHED")
+        tags = {
+            "forecast.model": model,
+            "forecast.role": role,
+            "forecast.session": session_id,
+            "forecast.horizons": ",".join(labels),
+            "forecast.plugin_version": __version__,
+            "forecast.tests": ",".join(f"{o}" for o in node_outcomes),
+            "forecast.tests.failed": str(sum(o == "failed" for o in node_outcomes)),
+            "forecast.tests.passed": str(sum(o == "passed" for o in node_outcomes)),
+            "mlflow.source.name": "pytest",
+            "mlflow.source.type": "LOCAL",
+            **extra_tags,
+        }
+        if role == "candidate" and verdict is not None:
+            tags["forecast.verdict"] = verdict.status
+            tags["forecast.baseline"] = verdict.baseline
+        errors = [f"{r.label}: {r.error}" for r in records if r.error]
+        if errors:
+            tags["forecast.errors"] = "; ".join(errors)[:4000]
+        run_name = f"{self.settings.run_name}-{model}" if self.settings.run_name else model
+        start = int(time.time() * 1000)
+        run = self.client.create_run(experiment_id, start_time=start, run_name=run_name,
+                                     tags={k: str(v)[:5000] for k, v in tags.items()})
+        run_id = run.info.run_id
+        model_uri = None
+        try:
+            params = self._params(records)
+            metrics = self._metrics(records, skill, verdict, start)
+            self._batched(run_id, metrics=[Metric(k, v, ts, s) for k, v, ts, s in metrics],
+                          params=[Param(k, v) for k, v in params.items()], tags=[])
+            for record in records:
+                if record.ok:
+                    self.client.log_dict(run_id, record.manifest(), f"manifests/{sanitize(record.label)}.json")
+            self._log_dataset(run_id, records)
+            self._log_plots(run_id, records, all_records, baseline)
+            if verdict is not None and role == "candidate":
+                from .report import markdown, to_json
+
+                self.client.log_text(run_id, markdown(verdict, self.settings.gate), "gate/verdict.md")
+                self.client.log_text(run_id, to_json(verdict, self.settings.gate), "gate/verdict.json")
+            if role == "candidate":
+                model_uri = self._log_model(run_id, records)
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, run_status)
+        return LoggedRun(model=model, role=role, run_id=run_id, model_uri=model_uri)
+
+    def _batched(self, run_id: str, *, metrics: list, params: list, tags: list) -> None:
+        """log_batch in chunks within MLflow's limits (1000 metrics, 100 params, 100 tags per call)."""
+        for i in range(0, len(params), 100):
+            self.client.log_batch(run_id, params=params[i : i + 100])
+        for i in range(0, len(tags), 100):
+            self.client.log_batch(run_id, tags=tags[i : i + 100])
+        for i in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+
+    def _params(self, records: list[Record]) -> dict[str, str]:
+        import numpy
+        import pandas
+
+        params: dict[str, str] = {
+            "version.python": platform.python_version(),
+            "version.mlflow": self.mlflow.__version__,
+            "version.numpy": numpy.__version__,
+            "version.pandas": pandas.__version__,
+            "version.pytest-forecast-mlflow": __version__,
+        }
+        torch = __import__("sys").modules.get("torch")
+        if torch is not None:
+            params["version.torch"] = torch.__version__
+        shas = {r.data.get("data.sha256") for r in records if r.data}
+        for record in records:
+            for key, value in record.spec.items():
+                params[f"{record.label}.{key}"] = value
+            for key, value in record.params.items():
+                params[f"model.{key}"] = value
+            for key, value in record.data.items():
+                params[key if len(shas) == 1 else f"{record.label}.{key}"] = value
+            if record.data_source:
+                params["data.source" if len(shas) == 1 else f"{record.label}.data.source"] = record.data_source[:500]
+        return params
+
+    def _metrics(self, records, skill, verdict, timestamp) -> list[tuple[str, float, int, int]]:
+        out: list[tuple[str, float, int, int]] = []
+        means: dict[str, list[float]] = {}
+        for record in records:
+            if not record.ok:
+                continue
+            label = sanitize(record.label)
+            for name, values in record.fold_metrics.items():
+                out += [(f"{label}/{name}", float(v), timestamp, step) for step, v in enumerate(values)]
+            for name, value in record.aggregates.items():
+                out.append((f"{label}/{name}", float(value), timestamp, 0))
+                if name.endswith("_mean"):
+                    means.setdefault(name, []).append(float(value))
+            out.append((f"{label}/folds", float(len(record.origins)), timestamp, 0))
+            for key, value in skill.get(f"{record.model} {record.label}", {}).items():
+                out.append((f"{label}/{key}", float(value), timestamp, 0))
+        for name, values in means.items():
+            out.append((f"all/{name}", sum(values) / len(values), timestamp, 0))
+        if verdict is not None:
+            for row in verdict.rows:
+                if row.status != "compared" or row.model not in {r.model for r in records}:
+                    continue
+                prefix = f"gate/{sanitize(row.label)}/{row.metric}"
+                out.append((f"{prefix}_delta_pct", row.delta_pct, timestamp, 0))
+                if row.method == "dm":
+                    out.append((f"{prefix}_p", row.p_adjusted, timestamp, 0))
+                    out.append((f"{prefix}_detectable_pct", row.min_detectable_pct, timestamp, 0))
+        return out
+
+    def _log_dataset(self, run_id: str, records: list[Record]) -> None:
+        seen = set()
+        for record in records:
+            sha = record.data.get("data.sha256")
+            if not sha or sha in seen:
+                continue
+            seen.add(sha)
+            try:
+                from mlflow.data.dataset_source_registry import resolve_dataset_source
+                from mlflow.data.meta_dataset import MetaDataset
+                from mlflow.entities import DatasetInput, InputTag
+
+                source = record.data_source or "in-memory series"
+                try:
+                    with warnings.catch_warnings():  # "can be interpreted in multiple ways": same class twice
+                        warnings.simplefilter("ignore")
+                        resolved = resolve_dataset_source(source)
+                except Exception:
+                    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+                    resolved = CodeDatasetSource({"source": source})
+                name = Path(source).stem if record.data_source else "series"
+                dataset = MetaDataset(source=resolved, name=name, digest=sha[:12])
+                entity = dataset._to_mlflow_entity()
+                self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag("mlflow.data.context", "backtest")])])
+            except Exception as exc:  # a UI nicety; the fingerprint params carry the same facts
+                log.warning("could not record the dataset input: %s", exc)
+
+    def _log_plots(self, run_id, records, all_records, baseline) -> None:
+        from .plots import figures
+
+        with tempfile.TemporaryDirectory(prefix="forecast-plots-") as tmp:
+            for record in records:
+                if not record.ok:
+                    continue
+                naive = next((r for r in all_records if r.label == record.label and r.role == "reference"
+                              and r.model.lower().startswith("naive") and r.ok), None)
+                base = baseline.horizons.get(record.label) if baseline else None
+                for path in figures(record, Path(tmp), baseline=base, reference=naive):
+                    self.client.log_artifact(run_id, str(path), "plots")
+
+    def _log_model(self, run_id: str, records: list[Record]) -> str | None:
+        files = {
+            r.label: (r.model_file, r.model_kind, r.input_example, r.horizon) for r in records if r.ok and r.model_file
+        }
+        if not files:
+            return None
+        from .pyfunc import log_bundle
+
+        with self.mlflow.start_run(run_id=run_id, nested=False):
+            return log_bundle(files)
+
+    # -- the registry ------------------------------------------------------------------------------
+
+    def register(self, logged: LoggedRun, *, verdict: Verdict | None, promote: bool) -> tuple[str, bool]:
+        """Register a candidate's model; move the alias when asked and the gate passed. Returns (version, moved)."""
+        name, alias = self.settings.registered_model, self.settings.alias
+        if logged.model_uri is None:
+            raise TrackingError(f"{logged.model} logged no model, so it cannot be registered")
+        status = verdict.status if verdict else "off"
+        tags = {"forecast.verdict": status, "forecast.baseline": verdict.baseline if verdict else "none",
+                "forecast.run_id": logged.run_id}
+        self._ensure_registered_model(name)
+        version = self.mlflow.register_model(logged.model_uri, name, tags=tags)
+        moved = False
+        if promote and status in ("pass", "no-baseline"):
+            self.client.set_registered_model_alias(name, alias, version.version)
+            self.client.set_model_version_tag(name, version.version, "forecast.promoted", "true")
+            moved = True
+        return str(version.version), moved
+
+    def _ensure_registered_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(
+                    name, tags={"forecast.created_by": f"pytest-forecast-mlflow {__version__}"},
+                    description="Forecasters evaluated walk-forward by pytest-forecast-mlflow; the "
+                    "'champion' alias marks the baseline of the regression gate.",
+                )
+            except MlflowException as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+
+
+def flatten(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    return [row.to_json() for row in rows]
