@@ -57,9 +57,15 @@ def load_series(
         if path.stat().st_size == 0:
             raise DataError(f"{path}: the file is empty; expected a header '{date_column},{value_column}' and rows.")
         try:
-            frame = pd.read_csv(path, dtype={value_column: "string"}, keep_default_na=False)
+            # Both columns as text: a YYYYMMDD date read as an integer would parse as nanoseconds since 1970.
+            frame = pd.read_csv(path, dtype={date_column: "string", value_column: "string"}, keep_default_na=False)
         except pd.errors.EmptyDataError:
             raise DataError(f"{path}: the file is empty; expected a header '{date_column},{value_column}' and rows.") from None
+        except pd.errors.ParserError as exc:
+            raise DataError(
+                f"{path}: not a '{date_column},{value_column}' CSV ({exc}); every row must hold one date and one "
+                "value (quote a value written with a decimal comma)."
+            ) from None
         source = frame
     if isinstance(source, pd.DataFrame):
         missing = [c for c in (date_column, value_column) if c not in source.columns]
@@ -78,7 +84,9 @@ def load_series(
     else:
         raise DataError(f"cannot load a series from {type(source).__name__}; pass a CSV path, a Series or a DataFrame")
     if series.empty:
-        raise DataError(f"{origin}: the series has no rows")
+        raise DataError(
+            f"{origin}: the series has no rows; add at least one row with a '{date_column}' and a '{value_column}'."
+        )
     return _validated(series, origin)
 
 
@@ -124,7 +132,10 @@ def _validated(series: pd.Series, origin: str) -> pd.Series:
 def fingerprint(series: pd.Series) -> Fingerprint:
     """A stable identity for a validated series: sha256 over its dates (ns) and values (float64)."""
     digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(series.index.asi8, dtype="<i8").tobytes())
+    # Dates in nanoseconds whatever the index resolution (pandas parses to us, date_range may give ns):
+    # the same dates must give the same hash.
+    nanoseconds = pd.DatetimeIndex(series.index).as_unit("ns").asi8
+    digest.update(np.ascontiguousarray(nanoseconds, dtype="<i8").tobytes())
     digest.update(np.ascontiguousarray(series.to_numpy(dtype=float), dtype="<f8").tobytes())
     first, last = series.index[0], series.index[-1]
     return Fingerprint(digest.hexdigest(), len(series), str(pd.Timestamp(first).date()), str(pd.Timestamp(last).date()))

@@ -19,6 +19,7 @@ Expanding window, ``initial=6, step=2, gap=1, horizon=3`` on 14 points::
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,13 @@ class WalkForward:
             problems.append(f"max_folds must be None or a whole number >= 1, got {self.max_folds!r}")
         if self.anchor not in ("start", "end"):
             problems.append(f"anchor must be 'start' or 'end', got {self.anchor!r}")
+        if self.initial is not None and not (
+            _is_int(self.initial) or isinstance(self.initial, (str, pd.Timestamp, datetime.date))
+        ):
+            problems.append(
+                f"initial must be a whole number of points or a date, got {self.initial!r} "
+                f"({type(self.initial).__name__})"
+            )
         if self.initial is None and self.window is None:
             problems.append("initial is required with an expanding window (a count of points or a date)")
         if _is_int(self.initial) and self.initial < 1:

@@ -86,7 +86,8 @@ def _percentage(actual, forecast, **_):
 def _symmetric_percentage(actual, forecast, **_):
     denominator = np.abs(actual) + np.abs(forecast)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 200.0 * np.abs(forecast - actual) / denominator, denominator != 0
+        # divide first: |f - a| <= |a| + |f| holds in floating point, so the value never exceeds 200
+        return 200.0 * (np.abs(forecast - actual) / denominator), denominator != 0
 
 
 def _scaled(actual, forecast, *, scale, **_):

@@ -16,6 +16,9 @@ Optional extras, all discovered by attribute:
   exog_future=...)``, called with those keywords only when the backtest is given ``exog``.
 
 Histories are read-only copies: a model can neither see past its origin nor change the data.
+``predict_batch`` must forecast each row from that row alone: the batch holds the contexts of every
+origin up to the next refit, so statistics across rows (batch normalisation in training mode, a mean
+over the batch) would let an early origin learn from later ones.
 """
 
 from __future__ import annotations

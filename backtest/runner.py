@@ -155,13 +155,19 @@ def _check_series(series: pd.Series) -> np.ndarray:
     return y
 
 
-def _checked_forecast(raw: Any, expected: tuple[int, ...], where: str) -> np.ndarray:
+def _as_forecast(raw: Any, expected: tuple[int, ...], where: str) -> np.ndarray:
+    """A model's answer as a float array of the expected shape, or a :class:`ModelError` saying why not."""
     try:
         out = np.asarray(raw, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{where}: forecast is not numeric ({exc})") from None
     if out.shape != expected:
         raise ModelError(f"{where}: forecast has shape {out.shape}, expected {expected} (gap + horizon steps)")
+    return out
+
+
+def _checked_forecast(raw: Any, expected: tuple[int, ...], where: str) -> np.ndarray:
+    out = _as_forecast(raw, expected, where)
     bad = ~np.isfinite(out)
     if bad.any():
         raise ModelError(f"{where}: forecast contains {int(bad.sum())} NaN/inf value(s)")
@@ -230,7 +236,7 @@ def run(
     forecasts = np.empty((k_folds, steps))
     batched = context is not None and X is None and callable(getattr(model, "predict_batch", None))
     boundaries = np.append(np.flatnonzero(refit), k_folds)
-    for first, end in zip(boundaries[:-1], boundaries[1:]):
+    for first, end in zip(boundaries[:-1].tolist(), boundaries[1:].tolist()):  # ints: they appear in messages
         where = _where(origins, first)
         train = _frozen(y[starts[first] : stops[first]].copy())
         if X is None:
@@ -289,9 +295,7 @@ def run(
 
 def _checked_batch(raw: Any, rows: int, steps: int, origins: pd.Index, first: int) -> np.ndarray:
     """Validate a ``predict_batch`` answer, naming the first fold whose row is unusable."""
-    out = _checked_forecast(raw, (rows, steps), f"{_where(origins, first)} (batch of {rows} origins)") if np.shape(
-        raw
-    ) != (rows, steps) else np.asarray(raw, dtype=float)
+    out = _as_forecast(raw, (rows, steps), f"{_where(origins, first)} (batch of {rows} origins)")
     bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
     if bad.size:
         k = first + int(bad[0])

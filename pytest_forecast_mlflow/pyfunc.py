@@ -47,6 +47,14 @@ def _name_kwarg(name: str) -> dict[str, str]:
     return {"name": name} if major >= 3 else {"artifact_path": name}
 
 
+def _pickle_format() -> dict[str, str]:
+    """MLflow 3.x may default to torch.export ('pt2'), which needs tensor signatures; pickle works for any module."""
+    import inspect
+
+    params = inspect.signature(mlflow.pytorch.save_model).parameters
+    return {"serialization_format": "pickle"} if "serialization_format" in params else {}
+
+
 class ForecasterBundle(mlflow.pyfunc.PythonModel):
     """pyfunc over per-horizon forecasters: input rows (label, history), output rows (label, forecast)."""
 
@@ -93,7 +101,7 @@ def log_bundle(files: dict[str, tuple[str, str, Any, int]]) -> str:
                 target = Path(tmp) / f"torch-{label}"
                 example_array = np.asarray(example, dtype=np.float32) if example is not None else None
                 mlflow.pytorch.save_model(module, str(target), input_example=example_array,
-                                          pip_requirements=requirements)
+                                          pip_requirements=requirements, **_pickle_format())
                 artifacts[f"model-{label}"] = str(target)
             else:
                 artifacts[f"model-{label}"] = path

@@ -120,7 +120,7 @@ def skill_lines(skill: dict[str, dict[str, float]]) -> list[str]:
     if not skill:
         return []
     lines = ["skill against the random walk (RMSE ratio; Theil's U; < 1 beats it):"]
-    for key, values in sorted(skill.items()):
+    for key, values in skill.items():
         ratio = "-" if math.isnan(values["rmse_ratio"]) else f"{values['rmse_ratio']:.3f}"
         lines.append(f"  {key}: RMSE ratio to naive {ratio}, Theil's U {values['theil_u']:.3f}")
     return lines

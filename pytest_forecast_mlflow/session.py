@@ -155,9 +155,16 @@ class ForecastSession:
                 torch.save(model, path)
                 record.model_kind = "torch"
                 example = getattr(model, "input_example", None)
-                if example is None and getattr(model, "context_length", None):
-                    example = [[0.0] * int(model.context_length)]
-                record.input_example = (example.tolist() if hasattr(example, "tolist") else example)
+                if example is None:
+                    warnings.warn(
+                        pytest.PytestWarning(
+                            f"{record.model} is a torch module without an `input_example` attribute (a (1, n) "
+                            "array its forward accepts): it is logged without a signature"
+                        ),
+                        stacklevel=2,
+                    )
+                else:
+                    record.input_example = example.tolist() if hasattr(example, "tolist") else example
             else:
                 with open(path, "wb") as handle:
                     pickle.dump(model, handle)
@@ -248,7 +255,7 @@ class ForecastSession:
         from .plots import skill as compute_skill
         from .report import skill_lines, terminal_lines
 
-        skill = compute_skill(self.records)
+        skill = compute_skill(self._ordered())
         logged_ok = self._log(status, skill)
         if not logged_ok and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -265,27 +272,35 @@ class ForecastSession:
         tags = {**self.git, **dict(self.settings.tags)}
         payload = dict(status=status, session_id=self.session_id, extra_tags=tags)
         if self.tracking is not None:
-            from .tracking import StoreUnavailable, TrackingError
+            from .tracking import StoreUnavailable
 
             try:
+                self.tracking.check_available()
                 logged = self.tracking.log_session(self.experiment_id, self._ordered(), verdict=self.verdict,
                                                    outcomes=self.outcomes, baseline=self.baseline, skill=skill,
                                                    **payload)
             except Exception as exc:  # the store failed mid-session: spool, or fail loudly; never lose results
-                if self.settings.on_unavailable == "spool" or isinstance(exc, StoreUnavailable):
-                    path = self._spool(status, skill, reason=str(exc))
-                    self.problems.append(f"logging to {mask_uri(self.settings.tracking_uri)} failed ({exc}); "
-                                         f"results saved to {path}; replay with: forecast-mlflow replay {path}")
-                else:
-                    self.problems.append(f"logging to MLflow failed: {type(exc).__name__}: {exc}")
+                path = self._spool(status, skill, reason=str(exc))
+                message = (f"logging to {mask_uri(self.settings.tracking_uri)} failed ({exc}); results saved to "
+                           f"{path}; replay with: forecast-mlflow replay {path}")
+                if self.settings.on_unavailable == "spool" and isinstance(exc, StoreUnavailable):
+                    self.summary.append(message)
+                    return True
+                self.problems.append(message)
                 return False
             for run in logged:
                 self.summary.append(f"logged {run.role} {run.model}: run {run.run_id} in experiment "
                                     f"{self.settings.experiment!r} ({mask_uri(self.settings.tracking_uri)})")
+            failures = [run for run in logged if run.error]
+            for run in failures:
+                self.problems.append(f"{run.model}: its metrics are logged (run {run.run_id}) but the model could "
+                                     f"not be logged: {run.error}")
+            if failures:
+                return False
             if self.settings.register and status == "FINISHED":
                 try:
                     self._register(logged)
-                except (TrackingError, Exception) as exc:
+                except Exception as exc:
                     self.problems.append(f"registering the candidate failed: {exc}")
                     return False
             return True

@@ -114,6 +114,7 @@ class LoggedRun:
     role: str
     run_id: str
     model_uri: str | None = None
+    error: str | None = None
 
 
 class Tracking:
@@ -133,6 +134,11 @@ class Tracking:
         mlflow.set_registry_uri(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self._open_store()
+
+    def check_available(self) -> None:
+        """Fail fast, before a run is half-written, when a remote server went away during the session."""
+        if self.uri.startswith(("http://", "https://")):
+            probe_http(self.uri, self.settings.timeout)
 
     # -- store and experiment ----------------------------------------------------------------------
 
@@ -327,13 +333,25 @@ class Tracking:
         for record in records:
             by_model.setdefault(record.model, []).append(record)
         logged = []
-        for model, model_records in by_model.items():
-            logged.append(
-                self._log_model_run(experiment_id, model, model_records, verdict=verdict, outcomes=outcomes,
-                                    status=status, session_id=session_id, extra_tags=extra_tags,
-                                    baseline=baseline, skill=skill, all_records=records)
-            )
+        try:
+            for model, model_records in by_model.items():
+                logged.append(
+                    self._log_model_run(experiment_id, model, model_records, verdict=verdict, outcomes=outcomes,
+                                        status=status, session_id=session_id, extra_tags=extra_tags,
+                                        baseline=baseline, skill=skill, all_records=records)
+                )
+        except Exception as exc:
+            raise self._explain(exc, "logging the session") from exc
         return logged
+
+    def _log_model_artifact(self, run_id: str, records: list[Record]) -> tuple[str | None, str | None]:
+        """Log the candidate's model; a failure is reported, never allowed to lose the metrics already logged."""
+        try:
+            return self._log_model(run_id, records), None
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:500] if str(exc) else ''}"
+            self.client.set_tag(run_id, "forecast.model_error", message)
+            return None, message
 
     def _log_model_run(self, experiment_id, model, records, *, verdict, outcomes, status, session_id, extra_tags,
                        baseline, skill, all_records) -> LoggedRun:
@@ -384,13 +402,15 @@ class Tracking:
 
                 self.client.log_text(run_id, markdown(verdict, self.settings.gate), "gate/verdict.md")
                 self.client.log_text(run_id, to_json(verdict, self.settings.gate), "gate/verdict.json")
+            model_error = None
             if role == "candidate":
-                model_uri = self._log_model(run_id, records)
+                model_uri, model_error = self._log_model_artifact(run_id, records)
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
-        self.client.set_terminated(run_id, run_status)
-        return LoggedRun(model=model, role=role, run_id=run_id, model_uri=model_uri)
+        self.client.set_tag(run_id, "forecast.logged", "complete")
+        self.client.set_terminated(run_id, "FAILED" if model_error else run_status)
+        return LoggedRun(model=model, role=role, run_id=run_id, model_uri=model_uri, error=model_error)
 
     def _batched(self, run_id: str, *, metrics: list, params: list, tags: list) -> None:
         """log_batch in chunks within MLflow's limits (1000 metrics, 100 params, 100 tags per call)."""
