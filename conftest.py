@@ -86,7 +86,7 @@ def usdclp(pytestconfig: pytest.Config) -> pandas.Series:
             ),
             stacklevel=1,
         )
-    return load_series(choice.path)
+    return load_series(choice.path, positive=True)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,15 @@ class Fingerprint:
     last: str
 
     def as_params(self) -> dict[str, str]:
-        return {"data.sha256": self.sha256, "data.length": str(self.length), "data.first": self.first, "data.last": self.last}
+        return {
+            "data.sha256": self.sha256,
+            "data.length": str(self.length),
+            "data.first": self.first,
+            "data.last": self.last,
+        }
+
+
+_MISSING = {"", "nan", "na", "n/a", "null", "none"}  # written-out missing values: reported as missing
 
 
 def _rows(labels, limit: int = 5) -> str:
@@ -42,11 +50,14 @@ def load_series(
     date_column: str = "date",
     value_column: str = "value",
     name: str | None = None,
+    positive: bool = False,
 ) -> pd.Series:
     """Load a ``date,value`` CSV, a Series or a DataFrame into a validated float Series.
 
-    The result has a sorted, unique ``DatetimeIndex`` and finite float values. Anything else raises
-    :class:`DataError` naming the offending rows and how to fix them.
+    The result has a sorted, unique ``DatetimeIndex`` and finite float values (strictly positive ones
+    with ``positive=True``, as prices and exchange rates must be). Anything else raises
+    :class:`DataError` naming the offending rows and how to fix them. A CSV's path is kept in
+    ``series.attrs["source"]``, which experiment trackers record.
     """
     origin = "series"
     if isinstance(source, (str, Path)):
@@ -60,7 +71,9 @@ def load_series(
             # Both columns as text: a YYYYMMDD date read as an integer would parse as nanoseconds since 1970.
             frame = pd.read_csv(path, dtype={date_column: "string", value_column: "string"}, keep_default_na=False)
         except pd.errors.EmptyDataError:
-            raise DataError(f"{path}: the file is empty; expected a header '{date_column},{value_column}' and rows.") from None
+            raise DataError(
+                f"{path}: the file is empty; expected a header '{date_column},{value_column}' and rows."
+            ) from None
         except pd.errors.ParserError as exc:
             raise DataError(
                 f"{path}: not a '{date_column},{value_column}' CSV ({exc}); every row must hold one date and one "
@@ -87,10 +100,13 @@ def load_series(
         raise DataError(
             f"{origin}: the series has no rows; add at least one row with a '{date_column}' and a '{value_column}'."
         )
-    return _validated(series, origin)
+    validated = _validated(series, origin, positive=positive)
+    if origin != "series":
+        validated.attrs["source"] = str(Path(origin).resolve())
+    return validated
 
 
-def _validated(series: pd.Series, origin: str) -> pd.Series:
+def _validated(series: pd.Series, origin: str, *, positive: bool = False) -> pd.Series:
     rownum = np.arange(len(series)) + 2  # 1-based file lines, after the header
     index = pd.to_datetime(pd.Index(series.index), errors="coerce", format="mixed")
     bad_dates = np.flatnonzero(pd.isna(index))
@@ -101,13 +117,18 @@ def _validated(series: pd.Series, origin: str) -> pd.Series:
         )
     raw = series.to_numpy()
     numeric = pd.to_numeric(pd.Series(raw).replace("", np.nan), errors="coerce").to_numpy(dtype=float)
-    not_numeric = np.flatnonzero(np.isnan(numeric) & ~pd.isna(pd.Series(raw)).to_numpy() & (pd.Series(raw).astype(str) != ""))
+    text = pd.Series(raw).astype(str).str.strip().str.lower()
+    given = ~pd.isna(pd.Series(raw)).to_numpy() & ~text.isin(_MISSING).to_numpy()
+    not_numeric = np.flatnonzero(np.isnan(numeric) & given)
     if not_numeric.size:
         raise DataError(
             f"{origin}: non-numeric value(s) at line(s) {_rows(rownum[not_numeric])} "
             f"({_rows(raw[not_numeric])}); every value must be a number."
         )
-    for label, mask in (("missing (NaN)", np.isnan(numeric)), ("infinite", np.isinf(numeric))):
+    checks = [("missing (NaN)", np.isnan(numeric)), ("infinite", np.isinf(numeric))]
+    if positive:
+        checks.append(("zero or negative", ~np.isnan(numeric) & (numeric <= 0)))
+    for label, mask in checks:
         bad = np.flatnonzero(mask)
         if bad.size:
             raise DataError(

@@ -120,8 +120,11 @@ def _params_of(model: Any) -> dict[str, Any]:
     if callable(get_params):
         try:
             return dict(get_params())
-        except Exception:  # a model's own bookkeeping must not break the backtest
-            return {}
+        except Exception as exc:
+            raise ModelError(
+                f"{_name_of(model)}.get_params() failed ({type(exc).__name__}: {exc}); it must return a dict of "
+                "parameters worth recording, or be removed"
+            ) from exc
     return {}
 
 
@@ -182,7 +185,7 @@ def _call(where: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except ValueError as exc:
-        if "read-only" in str(exc):
+        if str(exc).endswith("is read-only"):  # numpy: "assignment destination is read-only", ".. array is .."
             raise ModelError(
                 f"{where}: the model tried to modify the history it was given ({exc}); "
                 "histories are read-only, copy them first (np.array(history))"

@@ -58,7 +58,9 @@ def probe_http(uri: str, timeout: float) -> None:
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
             return  # reachable; authentication is MLflow's business
-        raise StoreUnavailable(f"tracking server {mask_uri(uri)} answered HTTP {exc.code} to its health check") from None
+        raise StoreUnavailable(
+            f"tracking server {mask_uri(uri)} answered HTTP {exc.code} to its health check"
+        ) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise StoreUnavailable(f"tracking server {mask_uri(uri)} is unreachable ({reason})") from None
@@ -130,10 +132,18 @@ class Tracking:
         from mlflow import MlflowClient
 
         self.mlflow = mlflow
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        self._open_store()
+        db = sqlite_path(self.uri)
+        try:
+            # Creating a fresh SQLite store from two processes at once corrupts it: the first process
+            # creates both the tracking and the registry tables while holding a file lock.
+            with _store_lock(db) if db is not None else contextlib.nullcontext():
+                mlflow.set_tracking_uri(self.uri)
+                mlflow.set_registry_uri(self.uri)
+                self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+                self.client.search_experiments(max_results=1)
+                self.client.search_registered_models(max_results=1)
+        except Exception as exc:
+            raise self._explain(exc, "opening the tracking store") from None
 
     def check_available(self) -> None:
         """Fail fast, before a run is half-written, when a remote server went away during the session."""
@@ -141,17 +151,6 @@ class Tracking:
             probe_http(self.uri, self.settings.timeout)
 
     # -- store and experiment ----------------------------------------------------------------------
-
-    def _open_store(self) -> None:
-        db = sqlite_path(self.uri)
-        try:
-            if db is not None:
-                with _store_lock(db):
-                    self.client.search_experiments(max_results=1)
-            else:
-                self.client.search_experiments(max_results=1)
-        except Exception as exc:
-            raise self._explain(exc, "opening the tracking store") from None
 
     def _explain(self, exc: Exception, doing: str) -> Exception:
         text = str(exc)
@@ -163,7 +162,11 @@ class Tracking:
                 f"{doing}: the SQLite store {uri} stayed locked by another process; retry when it finishes, "
                 "or give concurrent jobs their own store"
             )
-        if isinstance(exc, (ConnectionError, OSError)) or "Max retries exceeded" in text or "Connection refused" in text:
+        if (
+            isinstance(exc, (ConnectionError, OSError))
+            or "Max retries exceeded" in text
+            or "Connection refused" in text
+        ):
             return StoreUnavailable(f"{doing}: tracking store {uri} is unreachable ({text.splitlines()[0][:200]})")
         return TrackingError(f"{doing} on {uri}: {type(exc).__name__}: {text.splitlines()[0][:500] if text else ''}")
 
@@ -290,8 +293,10 @@ class Tracking:
                 manifest = json.loads(Path(local).read_text())
                 label = manifest["label"]
                 folds = manifest["folds"]
-                metrics = {name: [f["metrics"].get(name, float("nan")) for f in folds]
-                           for name in (folds[0]["metrics"] if folds else {})}
+                metrics = {
+                    name: [f["metrics"].get(name, float("nan")) for f in folds]
+                    for name in (folds[0]["metrics"] if folds else {})
+                }
                 for metric in self.settings.gate_metrics:
                     if metric not in metrics:
                         history = self._history(run_id, f"{label}/{metric}", len(folds))
@@ -336,9 +341,19 @@ class Tracking:
         try:
             for model, model_records in by_model.items():
                 logged.append(
-                    self._log_model_run(experiment_id, model, model_records, verdict=verdict, outcomes=outcomes,
-                                        status=status, session_id=session_id, extra_tags=extra_tags,
-                                        baseline=baseline, skill=skill, all_records=records)
+                    self._log_model_run(
+                        experiment_id,
+                        model,
+                        model_records,
+                        verdict=verdict,
+                        outcomes=outcomes,
+                        status=status,
+                        session_id=session_id,
+                        extra_tags=extra_tags,
+                        baseline=baseline,
+                        skill=skill,
+                        all_records=records,
+                    )
                 )
         except Exception as exc:
             raise self._explain(exc, "logging the session") from exc
@@ -353,8 +368,21 @@ class Tracking:
             self.client.set_tag(run_id, "forecast.model_error", message)
             return None, message
 
-    def _log_model_run(self, experiment_id, model, records, *, verdict, outcomes, status, session_id, extra_tags,
-                       baseline, skill, all_records) -> LoggedRun:
+    def _log_model_run(
+        self,
+        experiment_id,
+        model,
+        records,
+        *,
+        verdict,
+        outcomes,
+        status,
+        session_id,
+        extra_tags,
+        baseline,
+        skill,
+        all_records,
+    ) -> LoggedRun:
         from mlflow.entities import Metric, Param
 
         role = "candidate" if any(r.role == "candidate" for r in records) else "reference"
@@ -383,15 +411,20 @@ class Tracking:
             tags["forecast.errors"] = "; ".join(errors)[:4000]
         run_name = f"{self.settings.run_name}-{model}" if self.settings.run_name else model
         start = int(time.time() * 1000)
-        run = self.client.create_run(experiment_id, start_time=start, run_name=run_name,
-                                     tags={k: str(v)[:5000] for k, v in tags.items()})
+        run = self.client.create_run(
+            experiment_id, start_time=start, run_name=run_name, tags={k: str(v)[:5000] for k, v in tags.items()}
+        )
         run_id = run.info.run_id
         model_uri = None
         try:
             params = self._params(records)
             metrics = self._metrics(records, skill, verdict, start)
-            self._batched(run_id, metrics=[Metric(k, v, ts, s) for k, v, ts, s in metrics],
-                          params=[Param(k, v) for k, v in params.items()], tags=[])
+            self._batched(
+                run_id,
+                metrics=[Metric(k, v, ts, s) for k, v, ts, s in metrics],
+                params=[Param(k, v) for k, v in params.items()],
+                tags=[],
+            )
             for record in records:
                 if record.ok:
                     self.client.log_dict(run_id, record.manifest(), f"manifests/{sanitize(record.label)}.json")
@@ -511,8 +544,17 @@ class Tracking:
             for record in records:
                 if not record.ok:
                     continue
-                naive = next((r for r in all_records if r.label == record.label and r.role == "reference"
-                              and r.model.lower().startswith("naive") and r.ok), None)
+                naive = next(
+                    (
+                        r
+                        for r in all_records
+                        if r.label == record.label
+                        and r.role == "reference"
+                        and r.model.lower().startswith("naive")
+                        and r.ok
+                    ),
+                    None,
+                )
                 base = baseline.horizons.get(record.label) if baseline else None
                 for path in figures(record, Path(tmp), baseline=base, reference=naive):
                     self.client.log_artifact(run_id, str(path), "plots")
@@ -536,8 +578,11 @@ class Tracking:
         if logged.model_uri is None:
             raise TrackingError(f"{logged.model} logged no model, so it cannot be registered")
         status = verdict.status if verdict else "off"
-        tags = {"forecast.verdict": status, "forecast.baseline": verdict.baseline if verdict else "none",
-                "forecast.run_id": logged.run_id}
+        tags = {
+            "forecast.verdict": status,
+            "forecast.baseline": verdict.baseline if verdict else "none",
+            "forecast.run_id": logged.run_id,
+        }
         self._ensure_registered_model(name)
         version = self.mlflow.register_model(logged.model_uri, name, tags=tags)
         moved = False
@@ -555,7 +600,8 @@ class Tracking:
         except MlflowException:
             try:
                 self.client.create_registered_model(
-                    name, tags={"forecast.created_by": f"pytest-forecast-mlflow {__version__}"},
+                    name,
+                    tags={"forecast.created_by": f"pytest-forecast-mlflow {__version__}"},
                     description="Forecasters evaluated walk-forward by pytest-forecast-mlflow; the "
                     "'champion' alias marks the baseline of the regression gate.",
                 )
