@@ -7,9 +7,11 @@ signature is recorded); other forecasters are pickled. Loading::
     model = mlflow.pyfunc.load_model("models:/forecaster_30d@champion")
     model.predict(pd.DataFrame({"label": ["30d"], "history": [recent_values]}))
 
-returns one row per input row with the forecast for that label's horizon. The forecaster's own class
-must be importable where the model is loaded. Requirements are given explicitly (never inferred), so
-logging takes well under a second.
+returns one row per input row with the forecast for that label's horizon. The model carries its code:
+this package's ``pyfunc`` module and, for a forecaster class defined outside an installed package
+(such as ``tests/forecasters/candidate.py``), the files of its package chain, so it loads anywhere its
+pip requirements are installed. Requirements are given explicitly (never inferred), so logging takes
+well under a second.
 """
 
 from __future__ import annotations
@@ -25,20 +27,51 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from . import __version__
-
 
 def _requirements(torch_used: bool) -> list[str]:
     import cloudpickle
     import pandas
 
     reqs = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pandas.__version__}",
-            f"cloudpickle=={cloudpickle.__version__}", f"pytest-forecast-mlflow=={__version__}"]
+            f"cloudpickle=={cloudpickle.__version__}"]
     if torch_used:
         import torch
 
         reqs.append(f"torch=={torch.__version__.split('+')[0]}")
     return reqs
+
+
+def _code_paths(objects: list[Any], folder: Path) -> list[str]:
+    """Folders to ship with the model so its classes import where it is loaded.
+
+    This package always travels (it defines :class:`ForecasterBundle`). A forecaster class from a
+    module outside site-packages travels as its package chain (``__init__.py`` files and the module).
+    """
+    import site
+    import sysconfig
+
+    installed = {Path(p).resolve() for p in (*site.getsitepackages(), sysconfig.get_paths()["stdlib"])}
+    package = Path(__file__).resolve().parent
+    paths = {package.name: package}
+    for obj in objects:
+        module = sys.modules.get(type(obj).__module__)
+        source = Path(getattr(module, "__file__", "") or "").resolve()
+        parts = type(obj).__module__.split(".")
+        if not source.is_file() or parts[0] in paths or any(p in source.parents for p in installed):
+            continue
+        root = source.parents[len(parts) - 1]  # the folder holding the top-level package
+        target = folder / "code"
+        for depth in range(1, len(parts)):
+            init = root.joinpath(*parts[:depth], "__init__.py")
+            destination = target.joinpath(*parts[:depth], "__init__.py")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if init.is_file():
+                destination.write_bytes(init.read_bytes())
+            else:
+                destination.touch()
+        target.joinpath(*parts[:-1], source.name).write_bytes(source.read_bytes())
+        paths[parts[0]] = target / parts[0] if len(parts) > 1 else target / source.name
+    return [str(path) for path in paths.values()]
 
 
 def _name_kwarg(name: str) -> dict[str, str]:
@@ -92,19 +125,24 @@ def log_bundle(files: dict[str, tuple[str, str, Any, int]]) -> str:
         artifacts: dict[str, str] = {}
         kinds: dict[str, str] = {}
         horizons = {label: int(horizon) for label, (_, _, _, horizon) in files.items()}
+        loaded = []
         for label, (path, kind, example, _) in files.items():
             kinds[label] = kind
             if kind == "torch":
                 import torch
 
                 module = torch.load(path, weights_only=False)
+                loaded.append(module)
                 target = Path(tmp) / f"torch-{label}"
                 example_array = np.asarray(example, dtype=np.float32) if example is not None else None
                 mlflow.pytorch.save_model(module, str(target), input_example=example_array,
                                           pip_requirements=requirements, **_pickle_format())
                 artifacts[f"model-{label}"] = str(target)
             else:
+                with open(path, "rb") as handle:
+                    loaded.append(pickle.load(handle))  # noqa: S301 - the session's own model
                 artifacts[f"model-{label}"] = path
+        code_paths = _code_paths(loaded, Path(tmp))
         meta = Path(tmp) / "bundle.json"
         meta.write_text(json.dumps({"horizons": horizons, "kinds": kinds, "python": sys.version.split()[0]}))
         artifacts["bundle"] = str(meta)
@@ -114,6 +152,7 @@ def log_bundle(files: dict[str, tuple[str, str, Any, int]]) -> str:
                 python_model=ForecasterBundle(),
                 artifacts=artifacts,
                 pip_requirements=requirements,
+                code_paths=code_paths,
                 **_name_kwarg("model"),
             )
     return info.model_uri

@@ -83,13 +83,12 @@ def _metrics(value: str) -> tuple[str, ...]:
 
 
 def _tracking_uri(value: str) -> str:
-    value = value.strip()
-    if re.match(r"^(sqlite|https?|postgresql|mysql|mssql|databricks)[+a-z0-9]*:", value):
-        return value
-    raise argparse.ArgumentTypeError(
-        f"unsupported tracking URI {value!r}: file stores (a plain path or file:) are rejected by MLflow 3.13+; "
-        "use sqlite:///path/to/mlflow.db or http://host:port"
-    )
+    from .store import validate_tracking_uri
+
+    try:
+        return validate_tracking_uri(value.strip(), source="tracking URI")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _tag(value: str) -> tuple[str, str]:
