@@ -158,7 +158,7 @@ def _check_series(series: pd.Series) -> np.ndarray:
     return y
 
 
-def _as_forecast(raw: Any, expected: tuple[int, ...], where: str) -> np.ndarray:
+def _as_forecast(raw: Any, expected: tuple[int, ...], where: object) -> np.ndarray:
     """A model's answer as a float array of the expected shape, or a :class:`ModelError` saying why not."""
     try:
         out = np.asarray(raw, dtype=float)
@@ -169,19 +169,30 @@ def _as_forecast(raw: Any, expected: tuple[int, ...], where: str) -> np.ndarray:
     return out
 
 
-def _checked_forecast(raw: Any, expected: tuple[int, ...], where: str) -> np.ndarray:
+def _checked_forecast(raw: Any, expected: tuple[int, ...], where: object) -> np.ndarray:
     out = _as_forecast(raw, expected, where)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        raise ModelError(f"{where}: forecast contains {int(bad.sum())} NaN/inf value(s)")
+    if not np.isfinite(out).all():
+        raise ModelError(f"{where}: forecast contains {int((~np.isfinite(out)).sum())} NaN/inf value(s)")
     return out
 
 
-def _where(origins: pd.Index, k: int) -> str:
-    return f"fold {k} (origin {origins[k]})"
+class _Where:
+    """Names a fold in messages; built per fold but formatted only when something fails."""
+
+    __slots__ = ("k", "origins")
+
+    def __init__(self, origins: pd.Index, k: int) -> None:
+        self.origins = origins
+        self.k = k
+
+    def __str__(self) -> str:
+        return f"fold {self.k} (origin {self.origins[self.k]})"
 
 
-def _call(where: str, fn, *args, **kwargs):
+_where = _Where
+
+
+def _call(where: _Where, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except ValueError as exc:
@@ -255,7 +266,10 @@ def run(
         for k in range(first, end):
             where = _where(origins, k)
             lo = starts[k] if context is None else stops[k] - context
-            history = _frozen(y[lo : stops[k]].copy())
+            if k == first and lo == starts[first]:
+                history = train  # the refit window is the forecast context: one read-only copy serves both
+            else:
+                history = _frozen(y[lo : stops[k]].copy())
             if X is None:
                 raw = _call(where, model.predict, history, steps)
             else:

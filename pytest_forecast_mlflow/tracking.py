@@ -8,6 +8,7 @@ promotes candidates. Imported only when the plugin is switched on, and only by t
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -383,7 +384,7 @@ class Tracking:
         skill,
         all_records,
     ) -> LoggedRun:
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Param
 
         role = "candidate" if any(r.role == "candidate" for r in records) else "reference"
         labels = [r.label for r in records if r.ok]
@@ -421,7 +422,7 @@ class Tracking:
             metrics = self._metrics(records, skill, verdict, start)
             self._batched(
                 run_id,
-                metrics=[Metric(k, v, ts, s) for k, v, ts, s in metrics],
+                metrics=metrics,
                 params=[Param(k, v) for k, v in params.items()],
                 tags=[],
             )
@@ -445,14 +446,28 @@ class Tracking:
         self.client.set_terminated(run_id, "FAILED" if model_error else run_status)
         return LoggedRun(model=model, role=role, run_id=run_id, model_uri=model_uri, error=model_error)
 
-    def _batched(self, run_id: str, *, metrics: list, params: list, tags: list) -> None:
-        """log_batch in chunks within MLflow's limits (1000 metrics, 100 params, 100 tags per call)."""
+    def _batched(self, run_id: str, *, metrics: list[tuple[str, float, int, int]], params: list, tags: list) -> None:
+        """log_batch in chunks within MLflow's limits (1000 metrics, 100 params, 100 tags per call).
+
+        ``metrics`` are ``(key, value, timestamp, step)`` tuples, turned into entities chunk by chunk.
+        """
+        from mlflow.entities import Metric
+
         for i in range(0, len(params), 100):
             self.client.log_batch(run_id, params=params[i : i + 100])
         for i in range(0, len(tags), 100):
             self.client.log_batch(run_id, tags=tags[i : i + 100])
-        for i in range(0, len(metrics), 1000):
-            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
+        # Thousands of short-lived Metric entities would trigger full garbage-collection passes over the
+        # whole session's heap mid-write; nothing here forms reference cycles, so pause the collector.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for i in range(0, len(metrics), 1000):
+                chunk = [Metric(k, v, ts, step) for k, v, ts, step in metrics[i : i + 1000]]
+                self.client.log_batch(run_id, metrics=chunk)
+        finally:
+            if collecting:
+                gc.enable()
 
     def _params(self, records: list[Record]) -> dict[str, str]:
         import numpy
@@ -483,12 +498,16 @@ class Tracking:
     def _metrics(self, records, skill, verdict, timestamp) -> list[tuple[str, float, int, int]]:
         out: list[tuple[str, float, int, int]] = []
         means: dict[str, list[float]] = {}
+        # every stepped history first, each contiguous, so a 1,000-value batch rarely splits one
+        for record in records:
+            if record.ok:
+                label = sanitize(record.label)
+                for name, values in record.fold_metrics.items():
+                    out += [(f"{label}/{name}", float(v), timestamp, step) for step, v in enumerate(values)]
         for record in records:
             if not record.ok:
                 continue
             label = sanitize(record.label)
-            for name, values in record.fold_metrics.items():
-                out += [(f"{label}/{name}", float(v), timestamp, step) for step, v in enumerate(values)]
             for name, value in record.aggregates.items():
                 out.append((f"{label}/{name}", float(value), timestamp, 0))
                 if name.endswith("_mean"):

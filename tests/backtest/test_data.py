@@ -92,15 +92,15 @@ def test_an_infinite_value_names_its_date_and_line(csv, text: str) -> None:
 
 def test_a_non_numeric_value_names_its_line_and_text(csv) -> None:
     with pytest.raises(DataError) as excinfo:
-        load_series(csv("date,value\n2024-01-01,1\n2024-01-02,$2\n2024-01-03,n/a\n"))
+        load_series(csv("date,value\n2024-01-01,1\n2024-01-02,$2\n2024-01-03,7\n2024-01-04,abc\n"))
     message = str(excinfo.value)
-    assert "non-numeric value(s) at line(s) 3, 4 ($2, n/a)" in message
+    assert "non-numeric value(s) at line(s) 3, 5 ($2, abc)" in message
     assert "every value must be a number" in message
 
 
-@pytest.mark.parametrize("text", ["NaN", "nan"])
-def test_a_written_out_nan_is_refused_naming_its_line(csv, text: str) -> None:
-    with pytest.raises(DataError, match=r"line\(s\) 3\b"):
+@pytest.mark.parametrize("text", ["NaN", "nan", "n/a", "NA", "null", ""])
+def test_a_written_out_missing_value_is_reported_as_missing_naming_its_line(csv, text: str) -> None:
+    with pytest.raises(DataError, match=r"missing \(NaN\) value\(s\) at 2024-01-02 \(line\(s\) 3\)"):
         load_series(csv(f"date,value\n2024-01-01,1\n2024-01-02,{text}\n"))
 
 
