@@ -219,7 +219,10 @@ def decide(
             if row.status == "no-baseline":
                 reasons.append(f"{row.model} {row.label} {row.metric}: {row.note} (--forecast-require-baseline)")
     if reasons:
-        return Verdict("fail", tuple(decided), description, tuple(reasons))
+        only_incomplete = incomplete and not regressions and not hard and not (
+            require_baseline and any(row.status == "no-baseline" for row in missing)
+        )
+        return Verdict("incomplete" if only_incomplete else "fail", tuple(decided), description, tuple(reasons))
     if not rows:
         return Verdict("no-baseline" if baseline is None else "pass", tuple(decided), description,
                        ("no candidate backtest ran",))

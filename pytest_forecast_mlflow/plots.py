@@ -20,7 +20,9 @@ def _dates(origins: list[str]):
     return parsed if not parsed.isna().any() else np.arange(len(origins))
 
 
-def figures(record: Record, folder: Path, *, baseline=None, reference: Record | None = None) -> Iterator[Path]:
+def figures(
+    record: Record, folder: Path, *, baseline=None, reference: Record | None = None, metric: str = "rmse"
+) -> Iterator[Path]:
     """Write the three PNGs of one horizon into ``folder`` and yield their paths."""
     from matplotlib.figure import Figure
 
@@ -44,7 +46,8 @@ def figures(record: Record, folder: Path, *, baseline=None, reference: Record | 
     fig.savefig(path)
     yield path
 
-    metric = "rmse"
+    if metric not in record.fold_metrics:  # the backtest was scored without the gate metric
+        metric = next(iter(record.fold_metrics))
     fig = Figure(figsize=(10, 4), dpi=100)
     ax = fig.subplots()
     ax.plot(x, record.fold_metrics[metric], color="tab:blue", linewidth=1, label=f"{record.model} (candidate)")
@@ -52,12 +55,12 @@ def figures(record: Record, folder: Path, *, baseline=None, reference: Record | 
         index = {origin: k for k, origin in enumerate(baseline.origins)}
         paired = [baseline.fold_metrics[metric][index[o]] if o in index else np.nan for o in record.origins]
         ax.plot(x, paired, color="tab:orange", linewidth=1, label="champion")
-    if reference is not None and len(reference.origins) == len(record.origins):
+    if reference is not None and len(reference.origins) == len(record.origins) and metric in reference.fold_metrics:
         ax.plot(x, reference.fold_metrics[metric], color="tab:gray", linewidth=0.8, linestyle="--",
                 label=f"{reference.model}")
-    ax.set_title(f"{record.label}: per-fold RMSE, candidate against champion")
+    ax.set_title(f"{record.label}: per-fold {metric}, candidate against champion")
     ax.set_xlabel("forecast origin")
-    ax.set_ylabel("RMSE")
+    ax.set_ylabel(metric)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path = folder / f"{label}_fold_error_vs_champion.png"

@@ -61,6 +61,7 @@ def _code_paths(objects: list[Any], folder: Path) -> list[str]:
             continue
         root = source.parents[len(parts) - 1]  # the folder holding the top-level package
         target = folder / "code"
+        target.mkdir(parents=True, exist_ok=True)
         for depth in range(1, len(parts)):
             init = root.joinpath(*parts[:depth], "__init__.py")
             destination = target.joinpath(*parts[:depth], "__init__.py")

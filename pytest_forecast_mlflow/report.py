@@ -52,6 +52,8 @@ def table(rows: Sequence[Row]) -> list[str]:
 
 def headline(verdict: Verdict, gate: str) -> str:
     status = verdict.status
+    if status == "off":
+        return "forecast gate: off (--forecast-gate off); nothing was compared"
     if status == "pass":
         text = f"PASSED against {verdict.baseline}"
     elif status == "no-baseline":

@@ -119,7 +119,34 @@ class ForecastSession:
 
     # -- recording (every process) -----------------------------------------------------------------
 
+    def _check_unique(self, model: str, label: str, nodeid: str) -> None:
+        """One backtest per model and horizon label in a session: metrics and manifests are keyed by both."""
+        for other in self.records:
+            if other.ok and other.model == model and other.label == label:
+                raise ValueError(
+                    f"{model!r} was already backtested at {label!r} in this session ({other.nodeid}); its "
+                    f"metrics and manifest would be overwritten. Give this backtest another name= or label= "
+                    f"(in {nodeid})"
+                )
+
+    def duplicates(self) -> list[str]:
+        """Backtests of one model at one label recorded by different xdist workers (the first one is kept)."""
+        seen: dict[tuple[str, str], str] = {}
+        problems, kept = [], []
+        for record in self.records:
+            key = (record.model, record.label)
+            if record.ok and key in seen:
+                problems.append(f"{record.model!r} at {record.label!r} was backtested twice ({seen[key]} and "
+                                f"{record.nodeid}); only the first is logged. Give one another name= or label=")
+                continue
+            if record.ok:
+                seen[key] = record.nodeid
+            kept.append(record)
+        self.records = kept
+        return problems
+
     def record(self, item: pytest.Item, result: Any, *, model: Any, role: str, label: str, source: str) -> None:
+        self._check_unique(result.model, label, item.nodeid)
         record = from_result(result, nodeid=item.nodeid, location=item.location, role=role,
                              label=label, data_source=source)
         if role == "candidate":
@@ -234,9 +261,16 @@ class ForecastSession:
             report = pytest.TestReport(
                 nodeid=record.nodeid, location=tuple(record.location), keywords={}, outcome="failed",
                 longrepr=failure_message(row, self.verdict.baseline), when="call",
-                user_properties=[(f"forecast.{row.label}.{row.metric}.p_holm", row.p_adjusted)],
+                user_properties=[(f"forecast.{row.label}.{row.metric}.p_holm", row.p_adjusted),
+                                 (f"forecast.{row.label}.{row.metric}.verdict", "regressed")],
             )
             session.config.hook.pytest_runtest_logreport(report=report)
+            # junitxml writes a test's properties when its teardown is reported
+            closing = pytest.TestReport(
+                nodeid=record.nodeid, location=tuple(record.location), keywords={}, outcome="passed",
+                longrepr=None, when="teardown", user_properties=report.user_properties,
+            )
+            session.config.hook.pytest_runtest_logreport(report=closing)
             reported += 1
         if not reported and not incomplete:
             session.testsfailed += 1  # a gate failure not tied to one test: no baseline data, store, ...
@@ -252,11 +286,13 @@ class ForecastSession:
         if interrupted or self.verdict is None:
             self._judge(session, interrupted=interrupted)
         status = "KILLED" if interrupted else "FINISHED"
+        duplicates = self.duplicates()
+        self.problems += duplicates
         from .plots import skill as compute_skill
         from .report import skill_lines, terminal_lines
 
         skill = compute_skill(self._ordered())
-        logged_ok = self._log(status, skill)
+        logged_ok = self._log(status, skill) and not duplicates
         if not logged_ok and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.verdict is not None:

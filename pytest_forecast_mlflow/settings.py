@@ -197,15 +197,16 @@ class Settings:
 def addoptions(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "walk-forward backtests tracked in MLflow")
     for option in OPTIONS:
+        cli_help = option.help.replace("%", "%%")  # argparse formats help texts; ini help is shown as is
         if option.kind == "flag":
-            group.addoption(option.flag, dest=option.dest, action="store_true", default=None, help=option.help)
+            group.addoption(option.flag, dest=option.dest, action="store_true", default=None, help=cli_help)
             parser.addini(option.ini, option.help, type="bool", default=None)
         elif option.kind == "append":
             group.addoption(option.flag, dest=option.dest, action="append", type=option.parse, default=None,
-                            metavar="KEY=VALUE", help=option.help)
+                            metavar="KEY=VALUE", help=cli_help)
             parser.addini(option.ini, option.help, type="linelist", default=[])
         else:
-            group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=option.help)
+            group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=cli_help)
             parser.addini(option.ini, option.help, default=None)
 
 
@@ -249,9 +250,16 @@ def resolve(config: pytest.Config) -> Settings:
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for option in OPTIONS:
-        values[option.ini], sources[option.ini] = _resolve(config, option)
     rootdir = Path(config.rootpath)
+    experiment_option = OPTIONS[0]
+    values[experiment_option.ini], sources[experiment_option.ini] = _resolve(config, experiment_option)
+    if values[experiment_option.ini] is None:
+        # Off means off: environment and ini values of other options (MLFLOW_TRACKING_URI set for another
+        # tool, say) are not read, so they cannot break sessions that do not use the plugin.
+        return Settings(experiment=None, tracking_uri=default_tracking_uri(rootdir),
+                        artifact_root=default_artifact_root(rootdir), rootdir=rootdir, sources=sources)
+    for option in OPTIONS[1:]:
+        values[option.ini], sources[option.ini] = _resolve(config, option)
     uri = values["mlflow_tracking_uri"] or default_tracking_uri(rootdir)
     db = sqlite_path(uri)
     artifact_root = db.parent / "mlruns" if db is not None else default_artifact_root(rootdir)

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterable, Iterator
@@ -52,7 +53,9 @@ def _prepare_environment(timeout: float) -> None:
 
 def probe_http(uri: str, timeout: float) -> None:
     """Fail within ``timeout`` seconds when an http(s) tracking server does not answer its health check."""
-    url = uri.rstrip("/") + "/health"
+    parts = urllib.parse.urlsplit(uri)
+    # credentials never go into the probe URL (urllib would take user:pass@host for a host name)
+    url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - the user's own server
             response.read(64)
@@ -402,8 +405,8 @@ class Tracking:
             "forecast.tests.passed": str(sum(o == "passed" for o in node_outcomes)),
             "mlflow.source.name": "pytest",
             "mlflow.source.type": "LOCAL",
-            **extra_tags,
         }
+        tags = {**extra_tags, **tags}  # a --mlflow-tag never overrides what the plugin records
         if role == "candidate" and verdict is not None:
             tags["forecast.verdict"] = verdict.status
             tags["forecast.baseline"] = verdict.baseline
@@ -575,7 +578,8 @@ class Tracking:
                     None,
                 )
                 base = baseline.horizons.get(record.label) if baseline else None
-                for path in figures(record, Path(tmp), baseline=base, reference=naive):
+                for path in figures(record, Path(tmp), baseline=base, reference=naive,
+                                    metric=self.settings.gate_metrics[0]):
                     self.client.log_artifact(run_id, str(path), "plots")
 
     def _log_model(self, run_id: str, records: list[Record]) -> str | None:
@@ -584,7 +588,9 @@ class Tracking:
         }
         if not files:
             return None
-        from .pyfunc import log_bundle
+        with warnings.catch_warnings():  # MLflow advises type hints on PythonModel.predict when the class is made
+            warnings.simplefilter("ignore", UserWarning)
+            from .pyfunc import log_bundle
 
         with self.mlflow.start_run(run_id=run_id, nested=False):
             return log_bundle(files)

@@ -41,7 +41,7 @@ NODE_10D = f"{SUITE}::test_backtest[10]"
 INNER_FLAGS = ("-p", "no:cacheprovider", "-p", "no:benchmark", "-p", "no:hypothesispytest", "-p", "no:randomly")
 
 MODELS_SOURCE = '''
-    """Series and forecasters of the inner sessions: a module of its own, so pickled models load back."""
+    """Series and forecasters of the inner sessions: a module of their own, so pickled models load back."""
 
     from __future__ import annotations
 
@@ -122,7 +122,7 @@ SUITE_SOURCE = '''
     import pytest
 
     from backtest import WalkForward
-    from forecast_e2e_models import candidate, data
+    from forecast_e2e.models import candidate, data
 
 
     @pytest.mark.parametrize("horizon", [5, 10])
@@ -135,8 +135,12 @@ SUITE_SOURCE = '''
 
 
 def project_files() -> dict[str, str]:
-    """The inner project: the models module and the suite, as ``pytester.makepyfile`` keywords."""
-    return {"forecast_e2e_models": textwrap.dedent(MODELS_SOURCE), SUITE[:-3]: textwrap.dedent(SUITE_SOURCE)}
+    """The inner project, as ``pytester.makepyfile`` keywords: a package with the models, and the suite."""
+    return {
+        "forecast_e2e/__init__": "",
+        "forecast_e2e/models": textwrap.dedent(MODELS_SOURCE),
+        SUITE[:-3]: textwrap.dedent(SUITE_SOURCE),
+    }
 
 
 def make_project(pytester: pytest.Pytester) -> None:
@@ -187,12 +191,18 @@ def metric_history(store: Store, run_id: str, key: str) -> list[tuple[int, float
     return sorted((m.step, m.value) for m in store.client().get_metric_history(run_id, key))
 
 
-def inner_environment() -> dict[str, str]:
-    """Variables the plugin reads, or that decide where the inner sessions log: none may leak in."""
-    names = {option.env for option in OPTIONS if option.env}
-    names |= {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "GITHUB_STEP_SUMMARY",
-              "FORECAST_E2E_MODELS", "FORECAST_E2E_DATA", "PYTEST_ADDOPTS", "PYTEST_PLUGINS"}
-    return dict.fromkeys(sorted(names), None)  # None: unset
+#: Variables the plugin reads, or that decide where an inner session logs: none may leak in from outside.
+LEAKY_VARIABLES = frozenset(
+    {option.env for option in OPTIONS if option.env}
+    | {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "GITHUB_STEP_SUMMARY",
+       "FORECAST_E2E_MODELS", "FORECAST_E2E_DATA", "PYTEST_ADDOPTS", "PYTEST_PLUGINS"}
+)
+
+
+def subprocess_variables(pycache: Path) -> dict[str, str]:
+    """Set for every subprocess: no telemetry, and bytecode cached in a prefix folder (never next to the
+    sources), because without a bytecode cache every subprocess would compile mlflow from source again."""
+    return {"PYTHONPYCACHEPREFIX": str(pycache), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
 @pytest.fixture(scope="session")
@@ -204,18 +214,13 @@ def _pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hermetic(monkeypatch: pytest.MonkeyPatch, _pycache: Path) -> None:
     """No plugin setting leaks in from the caller's environment, and subprocesses start fast.
 
-    Compiled bytecode goes to a prefix folder under the session's temporary directory, never next to
-    the sources: without a bytecode cache every subprocess would compile mlflow from source again.
     Requested by every module of this suite through ``pytestmark`` (not autouse: other modules share
     this folder and its conftest).
     """
-    for name, value in inner_environment().items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
-    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(_pycache))
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setenv("DO_NOT_TRACK", "true")
+    for name in LEAKY_VARIABLES | {"PYTHONDONTWRITEBYTECODE"}:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in subprocess_variables(_pycache).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")
@@ -244,10 +249,11 @@ def _champion_template(tmp_path_factory: pytest.TempPathFactory, _empty_template
     folder = tmp_path_factory.mktemp("champion")
     store = _empty_template.copy_to(folder)
     for name, source in project_files().items():
+        (folder / f"{name}.py").parent.mkdir(exist_ok=True)
         (folder / f"{name}.py").write_text(source)
     (folder / "tox.ini").write_text("[pytest]\n")
-    env = {k: v for k, v in os.environ.items() if k not in inner_environment() and k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTHONPYCACHEPREFIX=str(_pycache), MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY_VARIABLES | {"PYTHONDONTWRITEBYTECODE"}}
+    env.update(subprocess_variables(_pycache))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", *INNER_FLAGS, "--mlflow-experiment", EXPERIMENT,
          "--mlflow-tracking-uri", store.uri, "--mlflow-promote", SUITE],
@@ -258,6 +264,16 @@ def _champion_template(tmp_path_factory: pytest.TempPathFactory, _empty_template
 
 
 @pytest.fixture
-def champion_store(tmp_path: Path, _champion_template: Store) -> Store:
+def copy_champion(tmp_path: Path, _champion_template: Store):
+    """Make a copy of the champion store under ``tmp_path/<name>``: ``copy_champion("store")``."""
+
+    def copy(name: str) -> Store:
+        return _champion_template.copy_to(tmp_path / name)
+
+    return copy
+
+
+@pytest.fixture
+def champion_store(copy_champion) -> Store:
     """A store holding a champion (the naive candidate on the base series, v1); this test's own copy."""
-    return _champion_template.copy_to(tmp_path / "store")
+    return copy_champion("store")

@@ -1,0 +1,419 @@
+"""What a session leaves in MLflow: one run per model with params, stepped and aggregate metrics, fold
+manifests, plots, the verdict and tags, and a terminal status that says how the session ended.
+
+Every inner session runs in a subprocess against a temporary ``sqlite:///`` store; the outer test then
+reads the store back with ``MlflowClient``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backtest
+
+from .conftest import EXPERIMENT, INNER_FLAGS, SUITE, Store, make_project, metric_history, run_tracked
+
+pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
+
+REFERENCE_SUITE = """
+    from backtest import Naive, WalkForward
+    from forecast_e2e.models import data
+
+
+    def test_naive_reference(walk_forward):
+        walk_forward(Naive(), data("5d"), WalkForward(horizon=5, step=5, initial=200), name="naive", role="reference")
+"""
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com", *args], cwd=folder,
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def statuses(store: Store) -> dict[str, str]:
+    return {run.info.run_name: run.info.status for run in store.runs()}
+
+
+def expected_backtest(model, horizon: int) -> backtest.BacktestResult:
+    """The same backtest the inner session ran, computed here, to check what was logged value by value."""
+    from forecast_e2e.models import make_series  # importable once make_project() ran
+
+    return backtest.run(model, make_series(), backtest.WalkForward(horizon=horizon, step=5, initial=200))
+
+
+def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store: Store,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    make_project(pytester)
+    pytester.makepyfile(test_reference=REFERENCE_SUITE)
+    git(pytester.path, "init", "-q", "-b", "main")
+    git(pytester.path, "remote", "add", "origin", "https://fx-bot:s3cr3t@github.com/fx/models.git")
+    git(pytester.path, "add", ".")
+    git(pytester.path, "commit", "-q", "-m", "models")
+    commit = git(pytester.path, "rev-parse", "HEAD")
+    monkeypatch.setenv("FORECAST_E2E_MODELS", "10d=improved")
+
+    result = run_tracked(pytester, empty_store, "--mlflow-run-name", "nightly", "--mlflow-tag", "team=fx")
+
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        f"forecast-mlflow: experiment '{EXPERIMENT}' at {empty_store.uri}",
+        f"forecast-mlflow: commit {commit[:12]}; gate fail (dm, metrics rmse, tolerance 0, alpha 0.05); "
+        f"no registered model '{EXPERIMENT}' yet",
+    ])
+    result.stdout.fnmatch_lines([
+        "*= forecast-mlflow =*",
+        f"forecast gate: nothing to compare against (no registered model '{EXPERIMENT}' yet); the session passes "
+        "ungated",
+        f"logged candidate candidate: run * in experiment '{EXPERIMENT}' ({empty_store.uri})",
+        f"logged reference naive: run * in experiment '{EXPERIMENT}' ({empty_store.uri})",
+        "skill against the random walk (RMSE ratio; Theil's U; < 1 beats it):",
+        "  candidate 5d: RMSE ratio to naive 1.000, Theil's U 1.000",
+        "  candidate 10d: RMSE ratio to naive -, Theil's U 0.*",
+    ])
+    assert "s3cr3t" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / "data").exists()  # the default store under the rootdir is never touched
+
+    runs = {run.info.run_name: run for run in empty_store.runs()}
+    assert sorted(runs) == ["nightly-candidate", "nightly-naive"]
+    candidate, reference = runs["nightly-candidate"], runs["nightly-naive"]
+    assert (candidate.info.status, reference.info.status) == ("FINISHED", "FINISHED")
+
+    # params: the schedule per horizon, the data fingerprint, the model, the versions
+    params = candidate.data.params
+    assert {k: params[k] for k in ("5d.horizon", "5d.step", "5d.initial", "5d.gap", "5d.window", "10d.horizon")} == {
+        "5d.horizon": "5", "5d.step": "5", "5d.initial": "200", "5d.gap": "0", "5d.window": "expanding",
+        "10d.horizon": "10",
+    }
+    assert (params["data.length"], params["data.first"], params["data.last"]) == ("300", "2021-01-04", "2022-02-25")
+    assert len(params["data.sha256"]) == 64
+    assert params["model.kind"] == "ar1"
+    assert params["version.pytest-forecast-mlflow"] == "0.1.0"
+    assert params["version.numpy"] == np.__version__
+    assert {"version.python", "version.mlflow", "version.pandas"} <= set(params)
+    assert reference.data.params["data.sha256"] == params["data.sha256"]
+
+    # tags
+    tags = candidate.data.tags
+    assert tags["forecast.model"] == "candidate"
+    assert tags["forecast.role"] == "candidate"
+    assert tags["forecast.verdict"] == "no-baseline"
+    assert tags["forecast.horizons"] == "5d,10d"
+    assert tags["forecast.plugin_version"] == "0.1.0"
+    assert len(tags["forecast.session"]) == 32
+    assert reference.data.tags["forecast.session"] == tags["forecast.session"]
+    assert reference.data.tags["forecast.role"] == "reference"
+    assert "forecast.verdict" not in reference.data.tags
+    assert tags["mlflow.source.git.commit"] == commit
+    assert tags["git.branch"] == "main"
+    assert tags["git.dirty"] == "false"
+    assert tags["mlflow.source.git.repoURL"] == "https://***@github.com/fx/models.git"
+    assert tags["team"] == "fx"
+
+    # metrics: one step per fold, step-less aggregates named after what they aggregate
+    run_id = candidate.info.run_id
+    from forecast_e2e.models import MeanReverting
+
+    expected = {5: expected_backtest(backtest.Naive(), 5), 10: expected_backtest(MeanReverting(), 10)}
+    for horizon, backtest_result in expected.items():
+        label = f"{horizon}d"
+        history = metric_history(empty_store, run_id, f"{label}/rmse")
+        assert [step for step, _ in history] == list(range(backtest_result.n_folds))
+        np.testing.assert_allclose([value for _, value in history], backtest_result.fold_metrics["rmse"])
+        metrics = candidate.data.metrics
+        assert metrics[f"{label}/folds"] == backtest_result.n_folds
+        assert metrics[f"{label}/rmse_mean"] == pytest.approx(np.mean(backtest_result.fold_metrics["rmse"]))
+        assert metrics[f"{label}/rmse_median"] == pytest.approx(np.median(backtest_result.fold_metrics["rmse"]))
+        assert metrics[f"{label}/rmse_pooled"] == pytest.approx(backtest_result.pooled["rmse"])
+        assert metrics[f"{label}/mae_mean"] == pytest.approx(np.mean(backtest_result.fold_metrics["mae"]))
+    assert metrics["all/rmse_mean"] == pytest.approx(
+        (metrics["5d/rmse_mean"] + metrics["10d/rmse_mean"]) / 2
+    )
+    assert [step for step, _ in metric_history(empty_store, run_id, "5d/rmse_mean")] == [0]
+
+    # artifacts
+    client = empty_store.client()
+    manifest = client.download_artifacts(run_id, "manifests/5d.json", str(pytester.path / "out"))
+    manifest = json.loads(Path(manifest).read_text())
+    naive_5d = expected[5]
+    assert (manifest["label"], manifest["horizon"], manifest["step"], len(manifest["folds"])) == ("5d", 5, 5, 20)
+    first = manifest["folds"][0]
+    assert (first["fold"], first["origin"], first["train"]) == (0, "2021-10-08", [0, 200])
+    np.testing.assert_allclose(first["actuals"], naive_5d.actuals[0])
+    np.testing.assert_allclose(first["forecasts"], naive_5d.forecasts[0])
+    assert first["metrics"]["rmse"] == pytest.approx(naive_5d.fold_metrics["rmse"][0])
+    assert [fold["origin"] for fold in manifest["folds"]][-1] == "2022-02-18"
+
+    plots = sorted(a.path for a in client.list_artifacts(run_id, "plots"))
+    assert plots == [f"plots/{label}_{name}.png" for label in ("10d", "5d")
+                     for name in ("error_by_step", "fold_error_vs_champion", "forecast_vs_actual")]
+    png = Path(client.download_artifacts(run_id, plots[0], str(pytester.path / "out")))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    verdict = json.loads(Path(client.download_artifacts(run_id, "gate/verdict.json", str(pytester.path / "out")))
+                         .read_text())
+    assert verdict["status"] == "no-baseline"
+    assert [row["label"] for row in verdict["rows"]] == ["5d", "10d"]
+
+    reference_artifacts = {a.path for a in client.list_artifacts(reference.info.run_id)}
+    assert reference_artifacts == {"manifests", "plots"}  # a reference is not gated and logs no model
+    assert len(client.list_artifacts(reference.info.run_id, "plots")) == 3
+
+
+FAILURES_SUITE = """
+    from backtest import Naive, WalkForward
+    from forecast_e2e.models import data
+
+    SPEC = WalkForward(horizon=5, step=5, initial=200)
+
+
+    class Broken:
+        def fit(self, history):
+            pass
+
+        def predict(self, history, steps):
+            raise ValueError("no forecast today")
+
+
+    def test_broken_model(walk_forward):
+        walk_forward(Broken(), data("5d"), SPEC, name="broken")
+
+
+    def test_failed_assertion(walk_forward):
+        result = walk_forward(Naive(), data("5d"), SPEC, name="flaky")
+        assert result.aggregates()["rmse_mean"] < 0.01, "not good enough"
+
+
+    def test_fine(walk_forward):
+        walk_forward(Naive(), data("5d"), SPEC, name="fine")
+"""
+
+
+def test_failing_backtest_tests_end_their_runs_failed(pytester: pytest.Pytester, empty_store: Store) -> None:
+    make_project(pytester)
+    pytester.makepyfile(test_failures=FAILURES_SUITE)
+
+    result = run_tracked(pytester, empty_store, "test_failures.py")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines([
+        "*ModelError: fold 0 (origin 2021-10-08*): ValueError: no forecast today",
+        "reason: backtests failed or produced no result: broken 5d",
+    ])
+    assert statuses(empty_store) == {"broken": "FAILED", "flaky": "FAILED", "fine": "FINISHED"}
+    runs = {run.info.run_name: run for run in empty_store.runs()}
+    broken, flaky = runs["broken"].data, runs["flaky"].data
+    assert broken.tags["forecast.errors"].startswith("5d: ModelError: fold 0 (origin 2021-10-08")
+    assert broken.tags["forecast.errors"].endswith("): ValueError: no forecast today")
+    assert broken.tags["forecast.tests.failed"] == "1"
+    assert "5d/rmse_mean" not in broken.metrics
+    assert flaky.tags["forecast.tests"] == "failed"
+    assert flaky.metrics["5d/folds"] == 20  # the backtest itself worked: its results are kept
+
+
+INTERRUPTED_SUITE = """
+    from backtest import Naive, WalkForward
+    from forecast_e2e.models import data
+
+
+    def test_first(walk_forward):
+        walk_forward(Naive(), data("5d"), WalkForward(horizon=5, step=5, initial=200), name="candidate")
+
+
+    def test_interrupt():
+        raise KeyboardInterrupt
+
+
+    def test_never_runs(walk_forward):
+        walk_forward(Naive(), data("10d"), WalkForward(horizon=10, step=5, initial=200), name="candidate")
+"""
+
+
+def test_an_interrupted_session_ends_its_runs_killed(pytester: pytest.Pytester, empty_store: Store) -> None:
+    make_project(pytester)
+    pytester.makepyfile(test_interrupted=INTERRUPTED_SUITE)
+
+    result = run_tracked(pytester, empty_store, "test_interrupted.py")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "forecast gate: INTERRUPTED against no registered model*",
+        "reason: the session was interrupted; no verdict",
+        "logged candidate candidate: run *",
+        "*! KeyboardInterrupt !*",
+    ])
+    (run,) = empty_store.runs()
+    assert run.info.status == "KILLED"
+    assert run.data.tags["forecast.horizons"] == "5d"  # the folds computed before the interrupt are kept
+    assert run.data.tags["forecast.verdict"] == "interrupted"
+    assert len(metric_history(empty_store, run.info.run_id, "5d/rmse")) == 20
+
+
+SIGTERM_SUITE = """
+    import time
+    from pathlib import Path
+
+    from backtest import Naive, WalkForward
+    from forecast_e2e.models import data
+
+
+    def test_first(walk_forward):
+        walk_forward(Naive(), data("5d"), WalkForward(horizon=5, step=5, initial=200), name="candidate")
+
+
+    def test_slow():
+        Path("started").write_text("")
+        time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_session_like_ctrl_c(pytester: pytest.Pytester, empty_store: Store) -> None:
+    make_project(pytester)
+    pytester.makepyfile(test_sigterm=SIGTERM_SUITE)
+    process = pytester.popen(
+        [sys.executable, "-m", "pytest", *INNER_FLAGS, "--mlflow-experiment", EXPERIMENT, "--mlflow-tracking-uri",
+         empty_store.uri, "test_sigterm.py"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (pytester.path / "started").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the inner session never reached its slow test"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, stdout + stderr
+    assert "forecast gate: INTERRUPTED against no registered model" in stdout
+    (run,) = empty_store.runs()
+    assert run.info.status == "KILLED"
+    assert run.data.tags["forecast.horizons"] == "5d"
+
+
+def test_a_deleted_experiment_is_a_usage_error(pytester: pytest.Pytester, champion_store: Store) -> None:
+    make_project(pytester)
+    client = champion_store.client()
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    client.delete_experiment(experiment_id)
+
+    result = run_tracked(pytester, champion_store, SUITE)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"ERROR: experiment '{EXPERIMENT}' is deleted in {champion_store.uri}; restore it (mlflow experiments "
+        f"restore --experiment-id {experiment_id}) or choose another name",
+    ])
+
+
+MAE_SUITE = """
+    from backtest import Naive, WalkForward
+    from forecast_e2e.models import data
+
+
+    def test_mae_only(walk_forward):
+        walk_forward(Naive(), data("5d"), WalkForward(horizon=5, step=5, initial=200), name="candidate",
+                     metrics=("mae",))
+"""
+
+
+def test_a_backtest_scored_without_rmse_is_logged(pytester: pytest.Pytester, empty_store: Store) -> None:
+    make_project(pytester)
+    pytester.makepyfile(test_mae=MAE_SUITE)
+
+    result = run_tracked(pytester, empty_store, "--forecast-gate-metrics", "mae", "test_mae.py")
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("ERROR: *")
+    (run,) = empty_store.runs()
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["5d/mae_mean"] > 0
+
+
+TOP_LEVEL_MODELS = """
+    from backtest import Naive
+
+
+    class Damped(Naive):
+        \"\"\"Defined in a plain module next to the tests, as most projects do.\"\"\"
+
+        def predict_batch(self, contexts, steps):
+            return super().predict_batch(contexts, steps) * 0.5
+"""
+
+TOP_LEVEL_SUITE = """
+    from backtest import WalkForward
+    from forecast_e2e.models import data
+    from mymodels import Damped
+
+
+    def test_damped(walk_forward):
+        walk_forward(Damped(), data("5d"), WalkForward(horizon=5, step=5, initial=200), name="candidate")
+"""
+
+
+def test_a_candidate_class_from_a_top_level_module_is_logged_and_loads(
+    pytester: pytest.Pytester, empty_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    import pandas as pd
+
+    make_project(pytester)
+    pytester.makepyfile(mymodels=TOP_LEVEL_MODELS, test_damped=TOP_LEVEL_SUITE)
+
+    result = run_tracked(pytester, empty_store, "--mlflow-promote", "test_damped.py")
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"registered candidate as {EXPERIMENT} v1 and moved alias 'champion' to it"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_store.uri)
+    model = mlflow.pyfunc.load_model(f"models:/{EXPERIMENT}@champion")
+    forecast = model.predict(pd.DataFrame({"label": ["5d"], "history": [[2.0, 4.0]]}))
+    assert list(forecast["forecast"]) == [[2.0] * 5]
+
+
+SAME_LABEL_SUITE = """
+    import pytest
+
+    from backtest import Naive, WalkForward
+    from forecast_e2e.models import make_series
+
+
+    @pytest.mark.parametrize("scale", [1.0, 2.0])
+    def test_each_series(walk_forward, scale):
+        series = make_series() * scale  # e.g. one series per currency pair, same model, same horizon
+        walk_forward(Naive(), series, WalkForward(horizon=5, step=5, initial=200), name="candidate")
+"""
+
+
+@pytest.mark.slow
+def test_two_backtests_of_one_model_at_one_label_are_not_merged(pytester: pytest.Pytester, empty_store: Store) -> None:
+    make_project(pytester)
+    pytester.makepyfile(test_same_label=SAME_LABEL_SUITE)
+
+    result = run_tracked(pytester, empty_store, "test_same_label.py")
+
+    # the second backtest is refused with a message naming the first and the fix; no metric series holds
+    # two backtests' folds and MLflow's integrity error never reaches the user
+    result.stdout.fnmatch_lines(["*was already backtested at '5d' in this session*another name= or label=*"])
+    assert "IntegrityError" not in result.stdout.str()
+    for run in empty_store.runs():
+        folds = run.data.metrics.get("5d/folds")
+        if folds is not None:
+            assert len(metric_history(empty_store, run.info.run_id, "5d/rmse")) == folds
