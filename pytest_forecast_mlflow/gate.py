@@ -12,14 +12,11 @@ from typing import Any
 
 from .records import Record
 
-DIRECTIONS = {
-    "rmse": "lower",
-    "mae": "lower",
-    "mape": "lower",
-    "smape": "lower",
-    "mase": "lower",
-    "directional_accuracy": "higher",
-}
+
+def _direction(metric: str) -> str:
+    from backtest.metrics import get_metric
+
+    return get_metric(metric).direction
 
 
 @dataclass(frozen=True)
@@ -123,7 +120,7 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
     rows = []
     for metric in metrics:
         common = dict(nodeid=record.nodeid, model=record.model, label=record.label, horizon=record.horizon,
-                      metric=metric, direction=DIRECTIONS[metric], method=method,
+                      metric=metric, direction=_direction(metric), method=method,
                       candidate_folds=len(record.origins))
         base = baseline.horizons.get(record.label) if baseline else None
         if baseline is None:
@@ -165,7 +162,7 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
             rows.append(Row(**common, status="no-common-folds", n_folds=int(usable.sum()),
                             note=f"fewer than 2 paired folds have a finite {metric}"))
             continue
-        result = compare(cand_values[usable], base_values[usable], direction=DIRECTIONS[metric],
+        result = compare(cand_values[usable], base_values[usable], direction=_direction(metric),
                          horizon=record.horizon, step=record.step, tolerance=tolerance, alpha=alpha, method=method)
         rows.append(Row(**common, status="compared", baseline=result.baseline, candidate=result.candidate,
                         delta_pct=result.delta_pct, statistic=result.statistic, p_value=result.p_value,

@@ -647,7 +647,7 @@ def test_ui_serves_the_store_on_loopback_until_ctrl_c(populated: dict[str, str],
         assert "s3cret" not in dashboard.stdout + dashboard.stderr
 
         ui.send_signal(signal.SIGINT)  # Ctrl-C, to the command only: it must stop the server's group
-        assert ui.wait(timeout=30) == 0
+        assert ui.wait(timeout=90) == 0  # SIGTERM, then SIGKILL after 10 s; slow under a loaded machine
         log_text = log_path.read_text()
         assert "MLflow UI stopped" in log_text
         assert "Traceback" not in log_text

@@ -334,3 +334,11 @@ def test_a_server_whose_uri_carries_credentials_is_reached(pytester: pytest.Pyte
     result.stderr.no_fnmatch_line("*is unreachable*")
     assert "s3cr3t" not in result.stdout.str() + result.stderr.str()
 
+
+
+def test_the_gate_metrics_the_options_accept_are_the_library_metrics() -> None:
+    # settings keeps its own list so that loading the plugin never imports pandas; it must not drift
+    from backtest.metrics import METRICS
+    from pytest_forecast_mlflow.settings import KNOWN_METRICS
+
+    assert set(KNOWN_METRICS) == set(METRICS)
