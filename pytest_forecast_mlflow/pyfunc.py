@@ -20,12 +20,12 @@ import json
 import pickle
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 
 
 def _requirements(torch_used: bool) -> list[str]:
@@ -104,9 +104,7 @@ class ForecasterBundle(mlflow.pyfunc.PythonModel):
                 with open(path, "rb") as handle:
                     self.models[label] = pickle.load(handle)  # noqa: S301 - the user's own model
 
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
-
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
         forecasts = []
         for label, history in zip(frame["label"], frame["history"]):
@@ -147,13 +145,11 @@ def log_bundle(files: dict[str, tuple[str, str, Any, int]]) -> str:
         meta = Path(tmp) / "bundle.json"
         meta.write_text(json.dumps({"horizons": horizons, "kinds": kinds, "python": sys.version.split()[0]}))
         artifacts["bundle"] = str(meta)
-        with warnings.catch_warnings():  # type-hint advice for PythonModel.predict; the bundle takes rows
-            warnings.simplefilter("ignore", UserWarning)
-            info = mlflow.pyfunc.log_model(
-                python_model=ForecasterBundle(),
-                artifacts=artifacts,
-                pip_requirements=requirements,
-                code_paths=code_paths,
-                **_name_kwarg("model"),
-            )
+        info = mlflow.pyfunc.log_model(
+            python_model=ForecasterBundle(),
+            artifacts=artifacts,
+            pip_requirements=requirements,
+            code_paths=code_paths,
+            **_name_kwarg("model"),
+        )
     return info.model_uri

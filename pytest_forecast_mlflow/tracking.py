@@ -588,9 +588,7 @@ class Tracking:
         }
         if not files:
             return None
-        with warnings.catch_warnings():  # MLflow advises type hints on PythonModel.predict when the class is made
-            warnings.simplefilter("ignore", UserWarning)
-            from .pyfunc import log_bundle
+        from .pyfunc import log_bundle
 
         with self.mlflow.start_run(run_id=run_id, nested=False):
             return log_bundle(files)
