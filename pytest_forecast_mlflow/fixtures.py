@@ -39,7 +39,9 @@ def walk_forward(request: pytest.FixtureRequest):
 
         if role not in ("candidate", "reference"):
             raise ValueError(f"role must be 'candidate' or 'reference', got {role!r}")
-        label = label or f"{spec.horizon}d"
+        from .records import sanitize
+
+        label = sanitize(label or f"{spec.horizon}d")  # it becomes part of metric, param and artifact names
         wanted = tuple(metrics or backtest.DEFAULT_METRICS)
         if session is not None:
             wanted += tuple(m for m in session.settings.gate_metrics if m not in wanted)
