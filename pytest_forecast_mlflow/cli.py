@@ -506,6 +506,8 @@ def cmd_ui(args: argparse.Namespace, out: TextIO) -> int:
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
+    if in_main_thread:  # Ctrl-C must stop the server even when a parent (xdist, nohup) left SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = proc.wait()
     except (KeyboardInterrupt, _Terminated):
