@@ -95,19 +95,18 @@ class BacktestResult:
 
     def summary(self) -> pd.DataFrame:
         """One row per metric: mean of folds, median of folds, pooled, and excluded points."""
-        rows = []
-        for name, values in self.fold_metrics.items():
-            finite = values[~np.isnan(values)]
-            rows.append(
-                {
-                    "metric": name,
-                    "direction": get_metric(name).direction,
-                    "mean": finite.mean() if finite.size else np.nan,
-                    "median": np.median(finite) if finite.size else np.nan,
-                    "pooled": self.pooled[name],
-                    "excluded_points": self.excluded[name],
-                }
-            )
+        aggregates = self.aggregates()
+        rows = [
+            {
+                "metric": name,
+                "direction": get_metric(name).direction,
+                "mean": aggregates[f"{name}_mean"],
+                "median": aggregates[f"{name}_median"],
+                "pooled": aggregates[f"{name}_pooled"],
+                "excluded_points": self.excluded[name],
+            }
+            for name in self.fold_metrics
+        ]
         return pd.DataFrame(rows).set_index("metric")
 
 
@@ -266,10 +265,8 @@ def run(
         for k in range(first, end):
             where = _where(origins, k)
             lo = starts[k] if context is None else stops[k] - context
-            if k == first and lo == starts[first]:
-                history = train  # the refit window is the forecast context: one read-only copy serves both
-            else:
-                history = _frozen(y[lo : stops[k]].copy())
+            # where the refit window is the forecast context, one read-only copy serves both
+            history = train if k == first and lo == starts[first] else _frozen(y[lo : stops[k]].copy())
             if X is None:
                 raw = _call(where, model.predict, history, steps)
             else:

@@ -20,13 +20,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import __version__
-from .gate import Baseline, BaselineHorizon, Row, Verdict
+from .gate import Baseline, BaselineHorizon, Verdict
 from .records import Record, sanitize
 from .settings import Settings
 from .store import mask_uri, sqlite_path
@@ -631,7 +630,3 @@ class Tracking:
             except MlflowException as exc:
                 if "already exists" not in str(exc).lower():
                     raise
-
-
-def flatten(rows: Iterable[Row]) -> list[dict[str, Any]]:
-    return [row.to_json() for row in rows]
