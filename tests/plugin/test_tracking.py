@@ -142,6 +142,7 @@ def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store
 
     # artifacts
     client = empty_store.client()
+    (pytester.path / "out").mkdir()  # MLflow 2.x refuses a destination that does not exist
     manifest = client.download_artifacts(run_id, "manifests/5d.json", str(pytester.path / "out"))
     manifest = json.loads(Path(manifest).read_text())
     naive_5d = expected[5]
