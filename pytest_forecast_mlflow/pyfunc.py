@@ -7,10 +7,11 @@ signature is recorded); other forecasters are pickled. Loading::
     model = mlflow.pyfunc.load_model("models:/forecaster_30d@champion")
     model.predict(pd.DataFrame({"label": ["30d"], "history": [recent_values]}))
 
-returns one row per input row with the forecast for that label's horizon. The model carries its code:
-this package's ``pyfunc`` module and, for a forecaster class defined outside an installed package
-(such as ``tests/forecasters/candidate.py``), the files of its package chain, so it loads anywhere its
-pip requirements are installed. Requirements are given explicitly (never inferred), so logging takes
+returns one row per input row with the forecast for that label's horizon. The signature is explicit
+(:func:`signature`): MLflow checks inputs against it, so ``recent_values`` must be floats. The model
+carries its code: this package's ``pyfunc`` module and, for a forecaster class defined outside an
+installed package (such as ``tests/forecasters/candidate.py``), the files of its package chain, so it
+loads anywhere its pip requirements are installed. Requirements are given explicitly (never inferred), so logging takes
 well under a second.
 """
 
@@ -73,6 +74,21 @@ def _code_paths(objects: list[Any], folder: Path) -> list[str]:
         target.joinpath(*parts[:-1], source.name).write_bytes(source.read_bytes())
         paths[parts[0]] = target / parts[0] if len(parts) > 1 else target / source.name
     return [str(path) for path in paths.values()]
+
+
+def signature():
+    """The bundle's schema, given explicitly: a pandas type hint lets MLflow infer nothing.
+
+    Inputs ``label`` (string) and ``history`` (array of double); outputs ``label`` and ``forecast``
+    (array of double). MLflow enforces it on ``predict``: histories must be floats.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "label"), ColSpec(Array("double"), "history")]),
+        outputs=Schema([ColSpec("string", "label"), ColSpec(Array("double"), "forecast")]),
+    )
 
 
 def _name_kwarg(name: str) -> dict[str, str]:
@@ -150,6 +166,7 @@ def log_bundle(files: dict[str, tuple[str, str, Any, int]]) -> str:
             artifacts=artifacts,
             pip_requirements=requirements,
             code_paths=code_paths,
+            signature=signature(),
             **_name_kwarg("model"),
         )
     return info.model_uri

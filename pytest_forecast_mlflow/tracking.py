@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import logging
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -33,6 +35,61 @@ from .store import mask_uri, sqlite_path
 log = logging.getLogger(__name__)
 
 SCHEMA_HINT = "run 'mlflow db upgrade {uri}' (back the database up first: forecast-mlflow backup DIR)"
+
+# MLflow's own chatter about choices this plugin made on purpose, dropped so the session's output stays
+# the plugin's report; anything else MLflow says still shows. (logger name, message prefix)
+_KNOWN_NOISE = (
+    ("mlflow.store.db.utils", "Creating initial MLflow database tables"),
+    ("mlflow.store.db.utils", "Updating database tables"),
+    # pickle, not torch.export: it saves any module, on every supported MLflow (see pyfunc._pickle_format)
+    ("mlflow.pytorch", "Saving pytorch model by Pickle or CloudPickle"),
+    # the bundle is a class of this package, shipped with the model as code
+    ("mlflow.pyfunc", "Passing a Python object as `python_model`"),
+)
+_KNOWN_WARNINGS = (
+    r"The ``noload`` loader strategy is deprecated",  # MLflow 3.x under SQLAlchemy 2.1, at store start
+    r"(\x1b\[[0-9;]*m)?An input example was not provided",  # the bundle has an explicit signature instead
+)
+# printed (not logged) by mlflow.register_model; the plugin reports the version itself
+_KNOWN_PRINTS = ("Registered model ", "Successfully registered model ", "Created version ")
+
+
+class _DropNoise(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.WARNING or not record.getMessage().startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def quiet_mlflow(*, migrations: bool = False, prints: bool = False) -> Iterator[None]:
+    """Drop MLflow's known remarks (:data:`_KNOWN_NOISE`, :data:`_KNOWN_WARNINGS`) while the block runs.
+
+    ``migrations=True`` (opening a store) also drops everything below WARNING: MLflow 2.x's schema
+    migrations configure logging of their own and report each step at INFO. ``prints=True`` holds
+    back stderr and passes on all but :data:`_KNOWN_PRINTS`; only for blocks that create no logging
+    handler, which would keep writing to the held-back stream.
+    """
+    installed = [(logging.getLogger(name), _DropNoise(prefix)) for name, prefix in _KNOWN_NOISE]
+    for logger, noise in installed:
+        logger.addFilter(noise)
+    disabled = logging.root.manager.disable
+    if migrations:
+        logging.disable(max(disabled, logging.INFO))
+    printed = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(printed) if prints else contextlib.nullcontext():
+            for message in _KNOWN_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        logging.disable(disabled)
+        for logger, noise in installed:
+            logger.removeFilter(noise)
+        kept = [line for line in printed.getvalue().splitlines(keepends=True) if not line.startswith(_KNOWN_PRINTS)]
+        sys.stderr.write("".join(kept))
 
 
 class StoreUnavailable(RuntimeError):
@@ -131,15 +188,16 @@ class Tracking:
         self.uri = settings.tracking_uri
         if self.uri.startswith(("http://", "https://")):
             probe_http(self.uri, settings.timeout)
-        import mlflow
-        from mlflow import MlflowClient
+        with quiet_mlflow():
+            import mlflow
+            from mlflow import MlflowClient
 
         self.mlflow = mlflow
         db = sqlite_path(self.uri)
         try:
             # Creating a fresh SQLite store from two processes at once corrupts it: the first process
             # creates both the tracking and the registry tables while holding a file lock.
-            with _store_lock(db) if db is not None else contextlib.nullcontext():
+            with _store_lock(db) if db is not None else contextlib.nullcontext(), quiet_mlflow(migrations=True):
                 mlflow.set_tracking_uri(self.uri)
                 mlflow.set_registry_uri(self.uri)
                 self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -589,7 +647,7 @@ class Tracking:
             return None
         from .pyfunc import log_bundle
 
-        with self.mlflow.start_run(run_id=run_id, nested=False):
+        with self.mlflow.start_run(run_id=run_id, nested=False), quiet_mlflow():
             return log_bundle(files)
 
     # -- the registry ------------------------------------------------------------------------------
@@ -606,7 +664,8 @@ class Tracking:
             "forecast.run_id": logged.run_id,
         }
         self._ensure_registered_model(name)
-        version = self.mlflow.register_model(logged.model_uri, name, tags=tags)
+        with quiet_mlflow(prints=True):
+            version = self.mlflow.register_model(logged.model_uri, name, tags=tags)
         moved = False
         if promote and status in ("pass", "no-baseline"):
             self.client.set_registered_model_alias(name, alias, version.version)

@@ -370,11 +370,12 @@ TOP_LEVEL_SUITE = """
 
 
 def test_a_candidate_class_from_a_top_level_module_is_logged_and_loads(
-    pytester: pytest.Pytester, empty_store: Store, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
     import pandas as pd
 
+    empty_store = Store(tmp_path / "fresh" / "mlflow.db")  # created by the session, as on a first run
     make_project(pytester)
     pytester.makepyfile(mymodels=TOP_LEVEL_MODELS, test_damped=TOP_LEVEL_SUITE)
 
@@ -387,6 +388,15 @@ def test_a_candidate_class_from_a_top_level_module_is_logged_and_loads(
     model = mlflow.pyfunc.load_model(f"models:/{EXPERIMENT}@champion")
     forecast = model.predict(pd.DataFrame({"label": ["5d"], "history": [[2.0, 4.0]]}))
     assert list(forecast["forecast"]) == [[2.0] * 5]
+    # an explicit signature, so serving checks its input; MLflow's remarks on choices made on purpose stay out
+    signature = model.metadata.signature
+    assert (signature.inputs.input_names(), signature.outputs.input_names()) == (["label", "history"],
+                                                                                 ["label", "forecast"])
+    output = result.stdout.str() + result.stderr.str()
+    for remark in ("Passing a Python object", "input example was not provided", "signature cannot be inferred",
+                   "Model logged without a signature", "Creating initial MLflow database tables",
+                   "Migration complete", "Registered model", "Created version"):
+        assert remark not in output
 
 
 SAME_LABEL_SUITE = """
