@@ -83,28 +83,3 @@ def figures(
     path = folder / f"{label}_error_by_step.png"
     fig.savefig(path)
     yield path
-
-
-def skill(records: list[Record]) -> dict[str, dict[str, float]]:
-    """Candidate skill against the random walk per horizon: RMSE ratio to the naive reference, Theil's U.
-
-    Theil's U (U2) is the candidate's pooled RMSE over the pooled RMSE of the no-change forecast from
-    the same origins; the RMSE ratio divides mean per-fold RMSEs by a naive reference model's, when
-    one ran at that horizon. Below 1 beats the random walk.
-    """
-    out: dict[str, dict[str, float]] = {}
-    for record in records:
-        if record.role != "candidate" or not record.ok:
-            continue
-        actuals = np.asarray(record.actuals, dtype=float)
-        errors = np.asarray(record.forecasts, dtype=float) - actuals
-        naive_errors = np.asarray(record.last, dtype=float)[:, None] - actuals
-        values = {"theil_u": float(np.sqrt(np.mean(errors**2)) / np.sqrt(np.mean(naive_errors**2)))}
-        naive = next((r for r in records if r.role == "reference" and r.label == record.label and r.ok
-                      and r.model.lower().startswith("naive")), None)
-        if naive is not None and "rmse_mean" in naive.aggregates and "rmse_mean" in record.aggregates:
-            values["rmse_ratio"] = record.aggregates["rmse_mean"] / naive.aggregates["rmse_mean"]
-        else:
-            values["rmse_ratio"] = float("nan")
-        out[f"{record.model} {record.label}"] = values
-    return out

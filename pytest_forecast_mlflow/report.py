@@ -1,4 +1,4 @@
-"""Pure text: the gate's rows in, terminal lines, Markdown and JSON out."""
+"""Pure text: the gate's rows in, terminal lines, Markdown and JSON out; and skill against the random walk."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .gate import Row, Verdict
+from .records import Record
 
 HEADERS = ("model", "horizon", "metric", "baseline", "candidate", "delta", "p (Holm)", "folds", "detectable", "verdict")
 
@@ -115,6 +118,31 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def skill(records: list[Record]) -> dict[str, dict[str, float]]:
+    """Candidate skill against the random walk per horizon: RMSE ratio to the naive reference, Theil's U.
+
+    Theil's U (U2) is the candidate's pooled RMSE over the pooled RMSE of the no-change forecast from
+    the same origins; the RMSE ratio divides mean per-fold RMSEs by a naive reference model's, when
+    one ran at that horizon. Below 1 beats the random walk.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for record in records:
+        if record.role != "candidate" or not record.ok:
+            continue
+        actuals = np.asarray(record.actuals, dtype=float)
+        errors = np.asarray(record.forecasts, dtype=float) - actuals
+        naive_errors = np.asarray(record.last, dtype=float)[:, None] - actuals
+        values = {"theil_u": float(np.sqrt(np.mean(errors**2)) / np.sqrt(np.mean(naive_errors**2)))}
+        naive = next((r for r in records if r.role == "reference" and r.label == record.label and r.ok
+                      and r.model.lower().startswith("naive")), None)
+        if naive is not None and "rmse_mean" in naive.aggregates and "rmse_mean" in record.aggregates:
+            values["rmse_ratio"] = record.aggregates["rmse_mean"] / naive.aggregates["rmse_mean"]
+        else:
+            values["rmse_ratio"] = float("nan")
+        out[f"{record.model} {record.label}"] = values
+    return out
 
 
 def skill_lines(skill: dict[str, dict[str, float]]) -> list[str]:

@@ -288,7 +288,7 @@ class ForecastSession:
         status = "KILLED" if interrupted else "FINISHED"
         duplicates = self.duplicates()
         self.problems += duplicates
-        from .plots import skill as compute_skill
+        from .report import skill as compute_skill
         from .report import skill_lines, terminal_lines
 
         skill = compute_skill(self._ordered())

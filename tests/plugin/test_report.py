@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from pytest_forecast_mlflow import report
@@ -391,3 +392,42 @@ def test_terminal_lines_explain_p_only_for_the_dm_method() -> None:
     assert dm[0] == "forecast gate: PASSED against fx v3 (alias champion, run 01234567)"
     assert dm[-1].startswith("p: one-sided Diebold-Mariano (HLN) p-value")
     assert not any(line.startswith("p: ") for line in threshold)
+
+
+# -- skill against the random walk -------------------------------------------------------------------
+
+
+def skilled(role: str, model: str, forecasts: list[list[float]], *, label: str = "3d") -> Record:
+    """A backtest of ACTUALS whose no-change forecast from each origin is ``actual[0] - 1``."""
+    errors = [np.sqrt(np.mean((np.asarray(f) - np.asarray(a)) ** 2)) for f, a in zip(forecasts, ACTUALS)]
+    return Record(nodeid=f"test_x.py::test_{label}", location=("test_x.py", 1, "t"), model=model, role=role,
+                  label=label, horizon=3, origins=list(ORIGINS), actuals=[list(a) for a in ACTUALS],
+                  forecasts=[list(f) for f in forecasts], last=[a[0] - 1.0 for a in ACTUALS],
+                  aggregates={"rmse_mean": float(np.mean(errors))})
+
+
+NAIVE_FORECASTS = [[a[0] - 1.0] * 3 for a in ACTUALS]
+
+
+def test_skill_of_the_no_change_forecast_is_one_and_of_a_perfect_one_zero() -> None:
+    naive = skilled("reference", "Naive", NAIVE_FORECASTS)
+    records = [skilled("candidate", "copycat", NAIVE_FORECASTS), skilled("candidate", "oracle", ACTUALS), naive]
+
+    found = report.skill(records)
+
+    assert found["copycat 3d"] == pytest.approx({"theil_u": 1.0, "rmse_ratio": 1.0})
+    assert found["oracle 3d"] == pytest.approx({"theil_u": 0.0, "rmse_ratio": 0.0})
+    assert set(found) == {"copycat 3d", "oracle 3d"}  # references are the yardstick, not judged
+
+
+def test_skill_theil_u_is_pooled_rmse_over_the_no_change_rmse() -> None:
+    close = [[a[0] + 0.5 * k, a[1] - 0.5, a[2] + 0.25] for k, a in enumerate(ACTUALS)]
+    candidate = skilled("candidate", "c", close)
+    errors = np.asarray(close) - np.asarray(ACTUALS)
+    naive_errors = (np.asarray(ACTUALS)[:, :1] - 1.0) - np.asarray(ACTUALS)
+
+    found = report.skill([candidate])["c 3d"]
+
+    assert found["theil_u"] == pytest.approx(np.sqrt(np.mean(errors**2) / np.mean(naive_errors**2)))
+    assert math.isnan(found["rmse_ratio"])  # no naive reference ran at 3d
+    assert report.skill_lines({"c 3d": found})[1] == f"  c 3d: RMSE ratio to naive -, Theil's U {found['theil_u']:.3f}"
