@@ -310,7 +310,7 @@ class Tracking:
         ids = ", ".join(f"'{v.run_id}'" for v in versions)
         direction = "DESC" if metric == "directional_accuracy" else "ASC"
         runs = self.client.search_runs(
-            experiment_ids=list({self.client.get_run(versions[0].run_id).info.experiment_id}),
+            experiment_ids=self._experiment_ids(),  # versions may come from runs in several experiments
             filter_string=f"attributes.run_id IN ({ids}) and metrics.`all/{metric}_mean` > -1e308",
             order_by=[f"metrics.`all/{metric}_mean` {direction}"],
             max_results=1,
@@ -320,6 +320,15 @@ class Tracking:
         best = runs[0].info.run_id
         version = max((v for v in versions if v.run_id == best), key=lambda v: int(v.version))
         return version, f"best all/{metric}_mean of {len(versions)} versions, no alias {self.settings.alias!r}"
+
+    def _experiment_ids(self) -> list[str]:
+        ids, token = [], None
+        while True:
+            page = self.client.search_experiments(max_results=1000, page_token=token)
+            ids += [experiment.experiment_id for experiment in page]
+            token = page.token
+            if not token:
+                return ids
 
     def _baseline_run(self, name: str, version):
         from mlflow.exceptions import MlflowException

@@ -352,12 +352,17 @@ def test_a_deleted_baseline_run_fails_the_session_closed(pytester: pytest.Pytest
     assert champion_store.latest().data.tags["forecast.verdict"] == "unavailable"
 
 
-def test_without_the_alias_the_best_version_is_the_baseline(pytester: pytest.Pytester, champion_store: Store) -> None:
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["same-experiment", "worse-run-in-another-experiment"])
+def test_without_the_alias_the_best_version_is_the_baseline(
+    pytester: pytest.Pytester, champion_store: Store, elsewhere: bool
+) -> None:
     from mlflow.entities import Metric
 
     make_project(pytester)
     client = champion_store.client()
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    if elsewhere:  # versions of one registered model may come from runs of any experiment
+        experiment_id = client.create_experiment("forecaster-legacy")
     worse = client.create_run(experiment_id, run_name="worse")
     client.log_batch(worse.info.run_id, metrics=[Metric("all/rmse_mean", 99.0, 0, 0)])
     client.set_terminated(worse.info.run_id)
