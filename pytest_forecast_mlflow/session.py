@@ -351,6 +351,9 @@ class ForecastSession:
             where = f"{self.settings.registered_model} v{version}"
             if moved:
                 self.summary.append(f"registered {run.model} as {where} and moved alias {self.settings.alias!r} to it")
+            elif self.settings.promote and self.settings.gate == "off":
+                self.summary.append(f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved: "
+                                    "promotion needs a passing gate verdict and the gate is off (--forecast-gate off)")
             elif self.settings.promote:
                 self.summary.append(f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved "
                                     f"(gate verdict: {self.verdict.status if self.verdict else 'none'})")

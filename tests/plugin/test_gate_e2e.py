@@ -129,6 +129,19 @@ def test_an_identical_rerun_passes_and_writes_its_reports(
     assert run.data.metrics["gate/10d/rmse_p"] == 1.0
 
 
+def test_with_the_gate_off_promotion_registers_but_never_moves_the_alias(
+    pytester: pytest.Pytester, champion_store: Store
+) -> None:
+    make_project(pytester)
+
+    result = run_tracked(pytester, champion_store, "--mlflow-promote", "--forecast-gate", "off")
+
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([f"registered candidate as {EXPERIMENT} v2; alias 'champion' NOT moved: promotion "
+                                 "needs a passing gate verdict and the gate is off (--forecast-gate off)"])
+    assert champion(champion_store)[0] == "1"
+
+
 def test_a_degraded_candidate_fails_the_horizon_that_regressed(
     pytester: pytest.Pytester, champion_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
