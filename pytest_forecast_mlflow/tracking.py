@@ -553,11 +553,17 @@ class Tracking:
         if torch is not None:
             params["version.torch"] = torch.__version__
         shas = {r.data.get("data.sha256") for r in records if r.data}
+        # a model parameter that differs between horizons (a per-horizon network's `horizon`, say) is
+        # logged per label; one all horizons share is logged once
+        shared = {
+            key for key in {k for r in records for k in r.params}
+            if len({r.params.get(key) for r in records}) == 1
+        }
         for record in records:
             for key, value in record.spec.items():
                 params[f"{record.label}.{key}"] = value
             for key, value in record.params.items():
-                params[f"model.{key}"] = value
+                params[f"model.{key}" if key in shared else f"{record.label}.model.{key}"] = value
             for key, value in record.data.items():
                 params[key if len(shas) == 1 else f"{record.label}.{key}"] = value
             if record.data_source:

@@ -96,7 +96,8 @@ def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store
     }
     assert (params["data.length"], params["data.first"], params["data.last"]) == ("300", "2021-01-04", "2022-02-25")
     assert len(params["data.sha256"]) == 64
-    assert params["model.kind"] == "ar1"
+    assert params["10d.model.kind"] == "ar1"  # only the 10d model has it: logged per label
+    assert "model.kind" not in params
     assert params["version.pytest-forecast-mlflow"] == "0.1.0"
     assert params["version.numpy"] == np.__version__
     assert {"version.python", "version.mlflow", "version.pandas"} <= set(params)
@@ -135,10 +136,22 @@ def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store
         assert metrics[f"{label}/rmse_median"] == pytest.approx(np.median(backtest_result.fold_metrics["rmse"]))
         assert metrics[f"{label}/rmse_pooled"] == pytest.approx(backtest_result.pooled["rmse"])
         assert metrics[f"{label}/mae_mean"] == pytest.approx(np.mean(backtest_result.fold_metrics["mae"]))
+        for name in ("mae", "mape", "directional_accuracy"):
+            stepped = metric_history(empty_store, run_id, f"{label}/{name}")
+            assert [step for step, _ in stepped] == list(range(backtest_result.n_folds))
+            np.testing.assert_allclose([value for _, value in stepped], backtest_result.fold_metrics[name])
+            assert metrics[f"{label}/{name}_pooled"] == pytest.approx(backtest_result.pooled[name], nan_ok=True)
     assert metrics["all/rmse_mean"] == pytest.approx(
         (metrics["5d/rmse_mean"] + metrics["10d/rmse_mean"]) / 2
     )
     assert [step for step, _ in metric_history(empty_store, run_id, "5d/rmse_mean")] == [0]
+
+    # the experiment was created with a tag saying by what; the series is the run's dataset input
+    experiment = empty_store.client().get_experiment_by_name(EXPERIMENT)
+    assert experiment.tags["forecast.created_by"] == "pytest-forecast-mlflow 0.1.0"
+    (dataset_input,) = empty_store.client().get_run(run_id).inputs.dataset_inputs
+    assert dataset_input.dataset.digest == params["data.sha256"][:12]
+    assert [(tag.key, tag.value) for tag in dataset_input.tags] == [("mlflow.data.context", "backtest")]
 
     # artifacts
     client = empty_store.client()
@@ -428,3 +441,41 @@ def test_two_backtests_of_one_model_at_one_label_are_not_merged(pytester: pytest
         folds = run.data.metrics.get("5d/folds")
         if folds is not None:
             assert len(metric_history(empty_store, run.info.run_id, "5d/rmse")) == folds
+
+
+PER_HORIZON_PARAMS_SUITE = """
+    import pytest
+
+    from backtest import WalkForward, WindowMean
+    from forecast_e2e.models import data
+
+
+    class Smoothed(WindowMean):
+        def __init__(self, k, source):
+            super().__init__(k)
+            self.source = source
+
+        def get_params(self):
+            return {"k": self.k, "source": self.source}
+
+
+    @pytest.mark.parametrize("horizon", [5, 10])
+    def test_smoothed(walk_forward, horizon):
+        model = Smoothed(3 * horizon // 5, "ecb")  # one model per horizon, with its own window
+        walk_forward(model, data(f"{horizon}d"), WalkForward(horizon=horizon, step=5, initial=200), name="candidate")
+"""
+
+
+def test_model_params_that_differ_between_horizons_are_logged_per_horizon(
+    pytester: pytest.Pytester, empty_store: Store
+) -> None:
+    make_project(pytester)
+    pytester.makepyfile(test_smoothed=PER_HORIZON_PARAMS_SUITE)
+
+    result = run_tracked(pytester, empty_store, "test_smoothed.py")
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    params = empty_store.latest().data.params
+    assert {key: value for key, value in params.items() if "model." in key} == {
+        "5d.model.k": "3", "10d.model.k": "6", "model.source": "ecb",
+    }
