@@ -226,9 +226,12 @@ def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str]:
                 raise pytest.UsageError(f"{where}={raw!r}: use 1/true/yes or 0/false/no")
             return raw.strip().lower() in _TRUE, where
         return _parsed(option, raw, where), where
-    ini = config.getini(option.ini)
+    where = f"ini key {option.ini}"
+    try:
+        ini = config.getini(option.ini)
+    except (ValueError, pytest.UsageError) as exc:  # pytest's "invalid truth value 'maybe'" names no key, no fix
+        raise pytest.UsageError(f"{where}: {exc}; use true/false (or 1/0, yes/no)") from None
     if ini not in (None, [], ""):
-        where = f"ini key {option.ini}"
         if option.kind == "append":
             return tuple(_parsed(option, line, where) for line in ini), where
         if option.kind == "flag":

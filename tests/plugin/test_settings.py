@@ -229,6 +229,7 @@ def test_an_environment_experiment_name_is_checked(pytester: pytest.Pytester, mo
         ("forecast_gate = maybe", "ini key forecast_gate: 'maybe' is not one of fail, warn, off"),
         ("mlflow_tracking_uri = ./mlruns", ("ini key mlflow_tracking_uri: ", "./mlruns", "file stores")),
         ("mlflow_experiment = team/fx", "ini key mlflow_experiment: invalid experiment name 'team/fx'"),
+        ("mlflow_promote = maybe", "ini key mlflow_promote: invalid truth value 'maybe'; use true/false"),
     ],
 )
 def test_bad_ini_values_are_usage_errors_naming_the_key(pytester: pytest.Pytester, line: str, message) -> None:
