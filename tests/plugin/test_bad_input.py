@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from mlflow import MlflowClient  # imported at collection: pytester restores sys.modules after each test
 
 pytestmark = pytest.mark.mlflow
 
@@ -108,6 +109,13 @@ def test_every_bad_input_fails_its_test_with_a_clear_message(pytester, tmp_path)
     result.stdout.fnmatch_lines([f"*{message}" for message in EXPECTED.values()])
     # what ran is still logged: each bad model's run ends FAILED and names its error
     result.stdout.fnmatch_lines(["*logged candidate bad_raises: run *"])
+    client = MlflowClient(tracking_uri=uri)
+    runs = {run.info.run_name: run for run in client.search_runs([client.get_experiment_by_name("bad").experiment_id])}
+    for mode, fragment in [("length", "expected (5,)"), ("nan", "NaN/inf"), ("inf", "NaN/inf"),
+                           ("raises", "RuntimeError: model exploded"), ("mutates", "modify the history")]:
+        run = runs[f"bad_{mode}"]
+        assert run.info.status == "FAILED", mode
+        assert fragment in run.data.tags["forecast.errors"], mode
 
 
 def test_a_store_with_an_out_of_date_schema_names_the_upgrade_command(pytester, tmp_path):

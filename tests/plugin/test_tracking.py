@@ -437,10 +437,10 @@ def test_two_backtests_of_one_model_at_one_label_are_not_merged(pytester: pytest
     # two backtests' folds and MLflow's integrity error never reaches the user
     result.stdout.fnmatch_lines(["*was already backtested at '5d' in this session*another name= or label=*"])
     assert "IntegrityError" not in result.stdout.str()
-    for run in empty_store.runs():
-        folds = run.data.metrics.get("5d/folds")
-        if folds is not None:
-            assert len(metric_history(empty_store, run.info.run_id, "5d/rmse")) == folds
+    result.assert_outcomes(passed=1, failed=1)
+    (run,) = empty_store.runs()  # the first backtest's run, with its folds alone
+    assert run.data.metrics["5d/folds"] == 20
+    assert [step for step, _ in metric_history(empty_store, run.info.run_id, "5d/rmse")] == list(range(20))
 
 
 PER_HORIZON_PARAMS_SUITE = """

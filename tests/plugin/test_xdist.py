@@ -1,9 +1,9 @@
-"""Under pytest-xdist, workers compute and the controller decides: ``-n 2`` must log and judge exactly
-what ``-n 0`` does.
+"""Under pytest-xdist, workers compute and the controller decides: ``-n 2`` and ``-n 4`` must log and
+judge exactly what ``-n 0`` does.
 
-Both sessions run the same inner suite (with a candidate that regressed at 10d, so there is a verdict
-worth comparing) against two copies of the same champion store; the runs they leave are then compared
-param by param and metric history by metric history.
+Both sessions run the same inner suite (a candidate that regressed at 10d, so there is a verdict worth
+comparing, and a naive reference at two horizons) against two copies of the same champion store; the
+runs they leave are then compared model by model, param by param and metric history by metric history.
 """
 
 from __future__ import annotations
@@ -24,42 +24,63 @@ def section(result: pytest.RunResult) -> list[str]:
     return [line for line in lines[start + 1 : end] if not line.startswith("logged ")]
 
 
-def test_two_workers_log_and_judge_exactly_what_one_process_does(
-    pytester: pytest.Pytester, copy_champion, monkeypatch: pytest.MonkeyPatch
+REFERENCE_SUITE = """
+    import pytest
+
+    from backtest import Naive, WalkForward
+    from forecast_e2e.models import data
+
+
+    @pytest.mark.parametrize("horizon", [5, 10])
+    def test_reference(walk_forward, horizon):
+        spec = WalkForward(horizon=horizon, step=5, initial=200)
+        walk_forward(Naive(), data(f"{horizon}d"), spec, name="naive", role="reference")
+"""
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_workers_log_and_judge_exactly_what_one_process_does(
+    pytester: pytest.Pytester, copy_champion, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     make_project(pytester)
+    pytester.makepyfile(test_reference=REFERENCE_SUITE)
     monkeypatch.setenv("FORECAST_E2E_MODELS", "10d=degraded")
-    store_n2, store_n0 = copy_champion("store-n2"), copy_champion("store-n0")
+    store_par, store_n0 = copy_champion("store-parallel"), copy_champion("store-n0")
 
-    parallel = run_tracked(pytester, store_n2, "-n", "2")
+    parallel = run_tracked(pytester, store_par, "-n", str(workers))
     serial = run_tracked(pytester, store_n0, "-n", "0")
 
     for result in (parallel, serial):
         assert result.ret == pytest.ExitCode.TESTS_FAILED
-        result.assert_outcomes(passed=2, failed=1)
+        result.assert_outcomes(passed=4, failed=1)
         result.stdout.fnmatch_lines([
             "forecast regression at 10d on rmse: candidate * vs baseline * (+*%), p=0.0* (Holm-adjusted, one-sided "
             "DM-HLN) over 19 paired folds; baseline * v1 (alias champion, run *)",
         ])
         result.stdout.fnmatch_lines([f"FAILED {NODE_10D.replace('[', '[[]')} - forecast regression at 10d on r*"])
-    parallel.stdout.fnmatch_lines(["created: 2/2 workers", "2 workers [[]2 items]"])
+    parallel.stdout.fnmatch_lines([f"created: {workers}/{workers} workers", f"{workers} workers [[]4 items]"])
     assert section(parallel) == section(serial)
     assert any(line.endswith("REGRESSED") for line in section(parallel))
 
-    assert len(store_n2.runs()) == len(store_n0.runs()) == 2  # the champion's run and this session's
-    run_n2, run_n0 = store_n2.latest(), store_n0.latest()
-    assert run_n2.info.run_name == run_n0.info.run_name == "candidate"
-    assert run_n2.info.status == run_n0.info.status == "FAILED"
-    assert run_n2.data.params == run_n0.data.params
-    for tag in ("forecast.verdict", "forecast.baseline", "forecast.horizons", "forecast.tests"):
-        assert run_n2.data.tags[tag] == run_n0.data.tags[tag], tag
-    assert run_n2.data.tags["forecast.verdict"] == "fail"
+    # the champion's run, then this session's candidate and reference
+    runs_par = {run.info.run_name: run for run in store_par.runs()[1:]}
+    runs_n0 = {run.info.run_name: run for run in store_n0.runs()[1:]}
+    assert sorted(runs_par) == sorted(runs_n0) == ["candidate", "naive"]
+    assert runs_par["candidate"].data.tags["forecast.verdict"] == "fail"
+    for name, run_par in runs_par.items():
+        run_n0 = runs_n0[name]
+        assert run_par.info.status == run_n0.info.status == ("FAILED" if name == "candidate" else "FINISHED")
+        assert run_par.data.params == run_n0.data.params
+        for tag in ("forecast.role", "forecast.verdict", "forecast.baseline", "forecast.horizons", "forecast.tests"):
+            assert run_par.data.tags.get(tag) == run_n0.data.tags.get(tag), tag
 
-    keys = set(run_n2.data.metrics)
-    assert keys == set(run_n0.data.metrics)
-    assert {"5d/rmse", "10d/rmse", "all/rmse_mean", "gate/10d/rmse_p", "gate/10d/rmse_delta_pct"} <= keys
-    for key in sorted(keys):
-        n2 = metric_history(store_n2, run_n2.info.run_id, key)
-        n0 = metric_history(store_n0, run_n0.info.run_id, key)
-        assert [step for step, _ in n2] == [step for step, _ in n0], key
-        np.testing.assert_array_equal([value for _, value in n2], [value for _, value in n0], err_msg=key)
+        keys = set(run_par.data.metrics)
+        assert keys == set(run_n0.data.metrics)
+        assert {"5d/rmse", "10d/rmse", "5d/mape", "10d/directional_accuracy", "all/rmse_mean"} <= keys
+        for key in sorted(keys):
+            par = metric_history(store_par, run_par.info.run_id, key)
+            n0 = metric_history(store_n0, run_n0.info.run_id, key)
+            assert [step for step, _ in par] == [step for step, _ in n0], (name, key)
+            np.testing.assert_array_equal([value for _, value in par], [value for _, value in n0],
+                                          err_msg=f"{name} {key}")
+    assert {"gate/10d/rmse_p", "gate/10d/rmse_delta_pct"} <= set(runs_par["candidate"].data.metrics)
