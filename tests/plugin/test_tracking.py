@@ -479,3 +479,78 @@ def test_model_params_that_differ_between_horizons_are_logged_per_horizon(
     assert {key: value for key, value in params.items() if "model." in key} == {
         "5d.model.k": "3", "10d.model.k": "6", "model.source": "ecb",
     }
+
+
+TORCH_MODELS = """
+    import numpy as np
+    import torch
+
+
+    class LinearDrift(torch.nn.Module):
+        \"\"\"The last value plus a drift read off the last `lookback` values: a torch module and a forecaster.\"\"\"
+
+        def __init__(self, lookback: int = 4) -> None:
+            super().__init__()
+            self.lookback = lookback
+            self.layer = torch.nn.Linear(lookback, 1)
+            with torch.no_grad():  # zero weights: the random walk, so the test knows every forecast
+                self.layer.weight.zero_()
+                self.layer.bias.zero_()
+
+        @property
+        def input_example(self) -> np.ndarray:
+            return np.zeros((1, self.lookback), dtype=np.float32)
+
+        def forward(self, x):
+            return self.layer(x)
+
+        def fit(self, history) -> None:
+            pass
+
+        def predict(self, history, steps):
+            x = torch.as_tensor(np.asarray(history[-self.lookback:], dtype=np.float32)[None])
+            with torch.no_grad():
+                drift = float(self.forward(x)[0, 0])
+            return history[-1] + drift * np.arange(1, steps + 1)
+"""
+
+TORCH_SUITE = """
+    from backtest import WalkForward
+    from forecast_e2e.models import data
+    from torchmodels import LinearDrift
+
+
+    def test_linear_drift(walk_forward):
+        walk_forward(LinearDrift(), data("5d"), WalkForward(horizon=5, step=5, initial=200), name="candidate")
+"""
+
+
+def test_a_torch_candidate_is_logged_through_mlflow_pytorch_inside_the_bundle(
+    pytester: pytest.Pytester, empty_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    import pandas as pd
+    import yaml
+
+    make_project(pytester)
+    pytester.makepyfile(torchmodels=TORCH_MODELS, test_torch=TORCH_SUITE)
+
+    result = run_tracked(pytester, empty_store, "--mlflow-promote", "test_torch.py")
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert "Saving pytorch model by Pickle" not in result.stdout.str() + result.stderr.str()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_store.uri)
+    uri = f"models:/{EXPERIMENT}@champion"
+    forecast = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"label": ["5d"], "history": [[1.0, 2.0, 3.0, 5.0]]}))
+    assert list(forecast["forecast"]) == [[5.0] * 5]
+
+    # the module itself is an mlflow.pytorch model inside the bundle, with its input example and requirements
+    bundle = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path)))
+    nested = bundle / "artifacts" / "torch-5d"
+    flavours = yaml.safe_load((nested / "MLmodel").read_text())
+    assert {"pytorch", "python_function"} <= set(flavours["flavors"])
+    assert "saved_input_example_info" in flavours
+    assert any(line.startswith("torch==") for line in (nested / "requirements.txt").read_text().splitlines())
+    module = mlflow.pytorch.load_model(str(nested))
+    assert type(module).__name__ == "LinearDrift"
+    assert module.lookback == 4
