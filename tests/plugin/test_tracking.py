@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -554,3 +555,28 @@ def test_a_torch_candidate_is_logged_through_mlflow_pytorch_inside_the_bundle(
     module = mlflow.pytorch.load_model(str(nested))
     assert type(module).__name__ == "LinearDrift"
     assert module.lookback == 4
+
+
+def test_without_a_uri_the_embedded_store_lives_under_the_rootdir_and_mlflow_tracking_uri_overrides_it(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_project(pytester)
+
+    first = pytester.runpytest_subprocess(*INNER_FLAGS, "--mlflow-experiment", EXPERIMENT)
+
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    embedded = Store(pytester.path / "data" / "mlflow" / "mlflow.db")
+    first.stdout.fnmatch_lines([f"forecast-mlflow: experiment '{EXPERIMENT}' at {embedded.uri}"])
+    (run,) = embedded.runs()
+    artifacts = Path(urllib.parse.urlparse(run.info.artifact_uri).path)
+    assert artifacts.is_relative_to(pytester.path / "data" / "mlflow" / "mlruns")
+    assert (artifacts / "manifests" / "5d.json").is_file()
+
+    elsewhere = Store(tmp_path / "elsewhere" / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere.uri)
+    second = pytester.runpytest_subprocess(*INNER_FLAGS, "--mlflow-experiment", EXPERIMENT)
+
+    assert second.ret == pytest.ExitCode.OK, second.stdout.str()
+    second.stdout.fnmatch_lines([f"forecast-mlflow: experiment '{EXPERIMENT}' at {elsewhere.uri}"])
+    assert len(elsewhere.runs()) == 1
+    assert len(embedded.runs()) == 1  # the embedded store was left alone
