@@ -88,9 +88,11 @@ EXPECTED = {  # test id -> its error line (fnmatch)
 }
 
 
-def test_every_bad_input_fails_its_test_with_a_clear_message(pytester, tmp_path):
+def test_every_bad_input_fails_its_test_with_a_clear_message(pytester, empty_store):
+    # empty_store (session-scoped template) sets MLflow's SQLAlchemy machinery up before pytester's
+    # sys.modules snapshot, so reading the runs back here does not leave half-imported modules behind
     pytester.makepyfile(test_inner=INNER)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_store.uri
     result = pytester.runpytest_subprocess(
         "-p",
         "no:cacheprovider",
