@@ -11,8 +11,8 @@ returns one row per input row with the forecast for that label's horizon. The si
 (:func:`signature`): MLflow checks inputs against it, so ``recent_values`` must be floats. The model
 carries its code: this package's ``pyfunc`` module and, for a forecaster class defined outside an
 installed package (such as ``tests/forecasters/candidate.py``), the files of its package chain, so it
-loads anywhere its pip requirements are installed. Requirements are given explicitly (never inferred), so logging takes
-well under a second.
+loads anywhere its pip requirements are installed. Requirements are given explicitly (never
+inferred), so logging takes well under a second.
 """
 
 from __future__ import annotations

@@ -188,9 +188,8 @@ class Tracking:
         self.uri = settings.tracking_uri
         if self.uri.startswith(("http://", "https://")):
             probe_http(self.uri, settings.timeout)
-        with quiet_mlflow():
-            import mlflow
-            from mlflow import MlflowClient
+        import mlflow
+        from mlflow import MlflowClient
 
         self.mlflow = mlflow
         db = sqlite_path(self.uri)
@@ -308,7 +307,9 @@ class Tracking:
         if not versions:
             return None, ""
         ids = ", ".join(f"'{v.run_id}'" for v in versions)
-        direction = "DESC" if metric == "directional_accuracy" else "ASC"
+        from backtest.metrics import get_metric
+
+        direction = "DESC" if get_metric(metric).direction == "higher" else "ASC"
         runs = self.client.search_runs(
             experiment_ids=self._experiment_ids(),  # versions may come from runs in several experiments
             filter_string=f"attributes.run_id IN ({ids}) and metrics.`all/{metric}_mean` > -1e308",
