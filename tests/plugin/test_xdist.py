@@ -63,6 +63,7 @@ def test_workers_log_and_judge_exactly_what_one_process_does(
     assert any(line.endswith("REGRESSED") for line in section(parallel))
 
     # the champion's run, then this session's candidate and reference
+    assert len(store_par.runs()) == len(store_n0.runs()) == 3
     runs_par = {run.info.run_name: run for run in store_par.runs()[1:]}
     runs_n0 = {run.info.run_name: run for run in store_n0.runs()[1:]}
     assert sorted(runs_par) == sorted(runs_n0) == ["candidate", "naive"]
