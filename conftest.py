@@ -39,18 +39,15 @@ _CHOICE = pytest.StashKey[SeriesChoice]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("usdclp", "the repository's own USD/CLP backtests")
     help_series = "Path of the USD/CLP date,value CSV (relative to the rootdir). Default: the synthetic sample."
-    help_degrade = "Worsen the candidate model on purpose (0.2 makes RMSE ~40% worse), to see the gate fail."
+    # argparse %-formats option help, so a percent sign is written %% (addini help is printed as is)
+    help_degrade = "Worsen the candidate model on purpose (0.2 makes RMSE ~40%% worse), to see the gate fail."
     group.addoption("--usdclp-series", dest="usdclp_series", default=None, help=help_series)
     group.addoption("--usdclp-degrade", dest="usdclp_degrade", type=float, default=None, help=help_degrade)
     parser.addini("usdclp_series", help_series, default=None)
 
 
 def _choose(config: pytest.Config) -> SeriesChoice:
-    configured = (
-        config.getoption("usdclp_series")
-        or os.environ.get("USDCLP_SERIES")
-        or config.getini("usdclp_series")
-    )
+    configured = config.getoption("usdclp_series") or os.environ.get("USDCLP_SERIES") or config.getini("usdclp_series")
     if not configured:
         return SeriesChoice(SYNTHETIC, True, "no real series configured (--usdclp-series / USDCLP_SERIES)")
     path = Path(configured)

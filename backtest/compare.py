@@ -221,20 +221,31 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} {value!r}; use one of {', '.join(map(repr, allowed))}")
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def _check_alpha(alpha: float) -> None:
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    if not (_is_number(alpha) and 0 < alpha < 1):
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
 
 
 def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
+    if not _is_number(value) or int(value) != value or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
+def _fold_values(name: str, values) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} fold values must be numeric ({exc})") from None
+
+
 def _paired_values(candidate_values, baseline_values) -> tuple[np.ndarray, np.ndarray]:
-    candidate = np.asarray(candidate_values, dtype=float)
-    baseline = np.asarray(baseline_values, dtype=float)
+    candidate = _fold_values("candidate", candidate_values)
+    baseline = _fold_values("baseline", baseline_values)
     if candidate.ndim != 1 or baseline.ndim != 1:
         raise ValueError(f"fold values must be one-dimensional, got shapes {candidate.shape} and {baseline.shape}")
     if candidate.size != baseline.size:
@@ -287,14 +298,17 @@ def compare(
     _check_choice("direction", direction, ("lower", "higher"))
     _check_choice("method", method, ("dm", "threshold"))
     _check_alpha(alpha)
-    if not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance must lie in [0, 1) (a fraction: 0.05 allows 5% worse), got {tolerance}")
+    if not (_is_number(tolerance) and 0 <= tolerance < 1):
+        raise ValueError(f"tolerance must lie in [0, 1) (a fraction: 0.05 allows 5% worse), got {tolerance!r}")
     horizon = _positive_int("horizon", horizon)
     step = _positive_int("step", step)
     candidate, baseline = _paired_values(candidate_values, baseline_values)
     n = candidate.size
     if n < 2:
-        raise ValueError(f"only {n} paired folds; need at least 2")
+        raise ValueError(
+            f"only {n} paired fold(s) with a value on both sides (of {np.size(candidate_values)} given); the test "
+            "needs at least 2: use more folds"
+        )
 
     if direction == "lower":
         differential = candidate - (1 + tolerance) * baseline

@@ -18,7 +18,7 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What identifies a series: a content hash, its length and its first and last dates."""
+    """What identifies a series: a content hash, its length and its first and last dates (or index labels)."""
 
     sha256: str
     length: int
@@ -151,12 +151,27 @@ def _validated(series: pd.Series, origin: str, *, positive: bool = False) -> pd.
 
 
 def fingerprint(series: pd.Series) -> Fingerprint:
-    """A stable identity for a validated series: sha256 over its dates (ns) and values (float64)."""
+    """A stable identity for a validated series: sha256 over its index and its values (float64).
+
+    A dated series hashes its dates (ns) and names its first and last dates. Any other series (a plain
+    array or a ``RangeIndex``) names its first and last index labels, ``"0"`` and ``"n-1"`` for an array;
+    no dates are invented for it.
+    """
+    if series.empty:
+        raise DataError("cannot fingerprint an empty series; a backtest needs at least one point")
     digest = hashlib.sha256()
-    # Dates in nanoseconds whatever the index resolution (pandas parses to us, date_range may give ns):
-    # the same dates must give the same hash.
-    nanoseconds = pd.DatetimeIndex(series.index).as_unit("ns").asi8
-    digest.update(np.ascontiguousarray(nanoseconds, dtype="<i8").tobytes())
+    index = series.index
+    if isinstance(index, pd.DatetimeIndex):
+        # Dates in nanoseconds whatever the index resolution (pandas parses to us, date_range may give ns):
+        # the same dates must give the same hash.
+        digest.update(np.ascontiguousarray(index.as_unit("ns").asi8, dtype="<i8").tobytes())
+        first, last = str(index[0].date()), str(index[-1].date())
+    else:
+        digest.update(b"labels\0")  # never equal to the bytes of a dated series
+        if pd.api.types.is_integer_dtype(index.dtype):
+            digest.update(np.ascontiguousarray(index.to_numpy(), dtype="<i8").tobytes())
+        else:
+            digest.update("\0".join(map(str, index)).encode("utf-8"))
+        first, last = str(index[0]), str(index[-1])
     digest.update(np.ascontiguousarray(series.to_numpy(dtype=float), dtype="<f8").tobytes())
-    first, last = series.index[0], series.index[-1]
-    return Fingerprint(digest.hexdigest(), len(series), str(pd.Timestamp(first).date()), str(pd.Timestamp(last).date()))
+    return Fingerprint(digest.hexdigest(), len(series), first, last)

@@ -81,8 +81,9 @@ class WalkForward:
     refit:
         Refit the model every ``refit`` folds; ``0`` fits once, on the first fold.
     max_folds:
-        Keep at most this many folds: the first ones when ``anchor="start"``, the last ones when
-        ``anchor="end"``.
+        Keep this many folds: the first ones when ``anchor="start"``, the last ones when
+        ``anchor="end"``. Asking for more folds than the series allows is an error, not a silent
+        reduction: the message says how many the series allows.
     anchor:
         ``"start"`` lays origins forward from ``initial``; ``"end"`` lays them backward so that the
         last fold's scored range ends on the last point of the series.
@@ -113,13 +114,10 @@ class WalkForward:
             problems.append(f"max_folds must be None or a whole number >= 1, got {self.max_folds!r}")
         if self.anchor not in ("start", "end"):
             problems.append(f"anchor must be 'start' or 'end', got {self.anchor!r}")
-        if self.initial is not None and not (
-            _is_int(self.initial) or isinstance(self.initial, (str, pd.Timestamp, datetime.date))
-        ):
-            problems.append(
-                f"initial must be a whole number of points or a date, got {self.initial!r} "
-                f"({type(self.initial).__name__})"
-            )
+        if self.initial is not None and not _is_int(self.initial):
+            problem = _date_problem(self.initial)
+            if problem:
+                problems.append(problem)
         if self.initial is None and self.window is None:
             problems.append("initial is required with an expanding window (a count of points or a date)")
         if _is_int(self.initial) and self.initial < 1:
@@ -147,11 +145,14 @@ class WalkForward:
                 "pass a count of points instead"
             )
         cutoff = pd.Timestamp(self.initial)
+        if len(index) == 0:
+            raise SpecificationError(
+                f"initial date {cutoff.date()} cannot be placed: the series is empty; pass a series with dates"
+            )
         size = int(index.searchsorted(cutoff, side="right"))
         if size < 1:
             raise SpecificationError(
-                f"initial date {cutoff.date()} is before the first observation ({index[0].date()}); "
-                "choose a later date"
+                f"initial date {cutoff.date()} is before the first observation ({index[0].date()}); choose a later date"
             )
         if self.window is not None and size < self.window:
             raise SpecificationError(
@@ -165,12 +166,20 @@ class WalkForward:
         t0 = self.initial_size(n, index)
         needed = t0 + self.gap + self.horizon
         if n < needed:
+            first = "initial" if self.initial is not None else "window"  # the first fold trains on the window
             raise SpecificationError(
-                f"series has {n} points; initial {t0} + gap {self.gap} + horizon {self.horizon} "
-                f"needs at least {needed} for one fold. Use a longer series or a smaller initial/horizon."
+                f"series has {n} points; {first} {t0} + gap {self.gap} + horizon {self.horizon} "
+                f"needs at least {needed} for one fold. Use a longer series or a smaller {first}/horizon."
             )
         last = n - self.gap - self.horizon
         count = (last - t0) // self.step + 1
+        if self.max_folds is not None and self.max_folds > count:
+            raise SpecificationError(
+                f"max_folds={self.max_folds}, but the series allows only {count} fold(s): {n} points with "
+                f"initial {t0}, gap {self.gap}, horizon {self.horizon} and step {self.step} give "
+                f"({n} - {t0} - {self.gap} - {self.horizon}) // {self.step} + 1 = {count}. Lower max_folds to "
+                f"{count} or less, leave it None for every fold, or use a longer series or a smaller step."
+            )
         if self.anchor == "start":
             stops = t0 + self.step * np.arange(count)
             if self.max_folds is not None:
@@ -245,3 +254,19 @@ class WalkForward:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _date_problem(initial: object) -> str | None:
+    """Why ``initial`` (neither ``None`` nor a count) is not a usable date, or ``None`` when it is one."""
+    accepted = "a whole number of points (e.g. 500) or a date such as 2016-01-04"
+    if not isinstance(initial, (str, datetime.date, np.datetime64)):
+        return f"initial must be {accepted}, got {initial!r} ({type(initial).__name__})"
+    try:
+        parsed = pd.Timestamp(initial)
+    except (ValueError, TypeError, OverflowError) as exc:
+        count = isinstance(initial, str) and initial.strip().isdigit()
+        hint = f"; for a count write initial={initial.strip()} without quotes" if count else ""
+        return f"initial must be {accepted}, got {initial!r}, which is not a date ({exc}){hint}"
+    if pd.isna(parsed):
+        return f"initial must be {accepted}, got {initial!r}, which parses as no date (NaT)"
+    return None

@@ -30,13 +30,14 @@ into ``inf``. A fold with no scoreable point gets ``nan``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import difflib
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["METRICS", "Metric", "Scores", "get_metric", "score"]
+__all__ = ["METRICS", "Metric", "Scores", "get_metric", "metric_names", "score"]
 
 Direction = Literal["lower", "higher"]
 
@@ -123,11 +124,35 @@ METRICS: dict[str, Metric] = {
 
 
 def get_metric(name: str) -> Metric:
-    """Look a metric up by name, with a message listing the known ones."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}") from None
+    """Look a metric up by name; an unknown name is a :class:`ValueError` listing the known ones."""
+    metric = METRICS.get(name) if isinstance(name, Hashable) else None
+    if metric is None:
+        close = difflib.get_close_matches(str(name).lower(), METRICS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}{hint}")
+    return metric
+
+
+def metric_names(metrics: str | Iterable[str]) -> tuple[str, ...]:
+    """``metrics`` as a tuple of known metric names: one name alone counts as one metric, not its letters."""
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    elif not isinstance(metrics, Iterable):
+        raise TypeError(
+            f"metrics must be a metric name or a sequence of them, e.g. ('rmse', 'mae'), got {metrics!r} "
+            f"({type(metrics).__name__}); known metrics: {', '.join(METRICS)}"
+        )
+    names = tuple(metrics)
+    if not names:
+        raise ValueError(f"metrics is empty; name at least one, e.g. ('rmse',). Known metrics: {', '.join(METRICS)}")
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"metrics must hold metric names (str), got {name!r} ({type(name).__name__}) in {names!r}; "
+                f"known metrics: {', '.join(METRICS)}"
+            )
+        get_metric(name)
+    return names
 
 
 def score(
@@ -136,15 +161,16 @@ def score(
     *,
     last: np.ndarray,
     scale: np.ndarray,
-    metrics: Iterable[str] = tuple(METRICS),
+    metrics: str | Iterable[str] = tuple(METRICS),
 ) -> Scores:
-    """Score ``(folds, steps)`` forecasts with each named metric, per fold and pooled."""
+    """Score ``(folds, steps)`` forecasts with each named metric (or the one named), per fold and pooled."""
+    names = metric_names(metrics)
     actual = np.asarray(actual, dtype=float)
     forecast = np.asarray(forecast, dtype=float)
     per_fold: dict[str, np.ndarray] = {}
     pooled: dict[str, float] = {}
     excluded: dict[str, int] = {}
-    for name in metrics:
+    for name in names:
         metric = get_metric(name)
         values, valid = metric.pointwise(actual, forecast, last=last, scale=scale)
         masked = np.where(valid, values, 0.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 
 from .data import DataError, Fingerprint, fingerprint
 from .folds import Fold, SpecificationError, WalkForward
-from .metrics import METRICS, get_metric, score
+from .metrics import METRICS, get_metric, metric_names, score
 
 __all__ = ["BacktestResult", "ModelError", "DEFAULT_METRICS", "run"]
 
@@ -132,12 +133,54 @@ def _frozen(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _check_model(model: Any) -> None:
+    """A forecaster has callable ``fit`` and ``predict``; say what was given instead, before any fit."""
+    expected = "a forecaster with fit(history) and predict(history, steps) methods (see backtest.Forecaster)"
+    if model is None:
+        raise TypeError(f"model must be {expected}, got None")
+    if isinstance(model, type):
+        raise TypeError(f"model must be an instance, got the class {model.__name__}; pass {model.__name__}(...)")
+    missing = [method for method in ("fit", "predict") if not callable(getattr(model, method, None))]
+    if missing:
+        raise TypeError(f"model must be {expected}, got {type(model).__name__}, which lacks {' and '.join(missing)}")
+    context = getattr(model, "context_length", None)
+    if context is not None and (isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 1):
+        raise ValueError(
+            f"model {_name_of(model)}.context_length must be None or a whole number >= 1 (the trailing points "
+            f"predict needs), got {context!r}"
+        )
+
+
+def _check_spec(spec: Any) -> None:
+    if not isinstance(spec, WalkForward):
+        raise TypeError(
+            f"spec must be a backtest.WalkForward, got {spec!r} ({type(spec).__name__}); "
+            "e.g. WalkForward(horizon=30, step=5, initial=500)"
+        )
+
+
 def _as_series(series: pd.Series | np.ndarray) -> pd.Series:
     if isinstance(series, pd.Series):
         return series
-    values = np.asarray(series, dtype=float)
+    expected = "series must be a pandas Series or a one-dimensional array of numbers"
+    if series is None:
+        raise TypeError(f"{expected}, got None; load one with backtest.load_series")
+    if isinstance(series, pd.DataFrame):
+        raise TypeError(
+            f"{expected}, got a DataFrame with columns {list(series.columns)}; pass one column "
+            "(frame['value']) or load it with backtest.load_series(frame)"
+        )
+    if isinstance(series, (str, Path)):
+        path = str(series)
+        raise TypeError(f"{expected}, got the path {path!r}; load it first: backtest.load_series({path!r})")
+    try:
+        values = np.asarray(series, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"series values must be numeric ({exc}), got a {type(series).__name__}; load it with backtest.load_series"
+        ) from None
     if values.ndim != 1:
-        raise DataError(f"the series must be one-dimensional, got shape {values.shape}")
+        raise DataError(f"the series must be one-dimensional, got shape {values.shape}; pass one column of values")
     return pd.Series(values)
 
 
@@ -150,28 +193,63 @@ def _check_series(series: pd.Series) -> np.ndarray:
     if bad.size:
         shown = ", ".join(str(series.index[i]) for i in bad[:5])
         raise DataError(f"series has {bad.size} NaN/inf value(s), first at {shown}; clean it with backtest.load_series")
-    if isinstance(series.index, pd.DatetimeIndex) and not (
-        series.index.is_monotonic_increasing and series.index.is_unique
-    ):
-        raise DataError("series dates must be sorted and unique; load it with backtest.load_series")
+    if isinstance(series.index, pd.DatetimeIndex):
+        dates = series.index
+        back = np.flatnonzero(np.diff(dates.asi8) < 0) + 1
+        if back.size:
+            k = int(back[0])
+            raise DataError(
+                f"series dates must be sorted: {dates[k]} (position {k}) comes after {dates[k - 1]}, and "
+                f"{back.size} date(s) go back in time; sort it (series.sort_index()) or load it with "
+                "backtest.load_series"
+            )
+        repeated = np.flatnonzero(dates.duplicated())
+        if repeated.size:
+            k = int(repeated[0])
+            raise DataError(
+                f"series dates must be unique: {dates[k]} repeats at position {k}, and {repeated.size} date(s) "
+                "in all; keep one value per date or load it with backtest.load_series"
+            )
     return y
 
 
-def _as_forecast(raw: Any, expected: tuple[int, ...], where: object) -> np.ndarray:
-    """A model's answer as a float array of the expected shape, or a :class:`ModelError` saying why not."""
+def _as_exog(exog: Any, n: int) -> np.ndarray:
+    try:
+        X = np.asarray(exog, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"exog values must be numeric ({exc}); got {type(exog).__name__}") from None
+    if X.ndim not in (1, 2):
+        raise DataError(f"exog must be one row per point (1-D or 2-D), got shape {X.shape}")
+    if len(X) != n:
+        raise DataError(f"exog has {len(X)} rows but the series has {n}; align them on the same dates")
+    return X[:, None] if X.ndim == 1 else X
+
+
+def _as_forecast(raw: Any, expected: tuple[int, ...], where: object, source: str) -> np.ndarray:
+    """A model's answer as a float array of the expected shape, or a :class:`ModelError` saying why not.
+
+    ``source`` names the method that answered (``model Naive.predict``) in the fix the message suggests.
+    """
     try:
         out = np.asarray(raw, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"{where}: forecast is not numeric ({exc})") from None
+        raise ModelError(f"{where}: forecast is not numeric ({exc}); {source} must return numbers") from None
     if out.shape != expected:
-        raise ModelError(f"{where}: forecast has shape {out.shape}, expected {expected} (gap + horizon steps)")
+        per = "one row per origin and one column per step" if len(expected) == 2 else "one value per step"
+        raise ModelError(
+            f"{where}: forecast has shape {out.shape}, expected {expected} (gap + horizon steps); {source} must "
+            f"return {per}"
+        )
     return out
 
 
-def _checked_forecast(raw: Any, expected: tuple[int, ...], where: object) -> np.ndarray:
-    out = _as_forecast(raw, expected, where)
+def _checked_forecast(raw: Any, expected: tuple[int, ...], where: object, source: str) -> np.ndarray:
+    out = _as_forecast(raw, expected, where, source)
     if not np.isfinite(out).all():
-        raise ModelError(f"{where}: forecast contains {int((~np.isfinite(out)).sum())} NaN/inf value(s)")
+        raise ModelError(
+            f"{where}: forecast contains {int((~np.isfinite(out)).sum())} NaN/inf value(s); {source} must return "
+            "finite numbers"
+        )
     return out
 
 
@@ -212,17 +290,19 @@ def run(
     *,
     name: str | None = None,
     exog: pd.DataFrame | np.ndarray | None = None,
-    metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS,
+    metrics: str | tuple[str, ...] | list[str] = DEFAULT_METRICS,
 ) -> BacktestResult:
     """Walk ``model`` across ``spec``'s folds of ``series`` and score every forecast.
 
     ``exog`` holds regressors known in advance, row-aligned with ``series``; the model receives the
-    rows of its history and, separately, the rows of the period it forecasts.
+    rows of its history and, separately, the rows of the period it forecasts. ``metrics`` names the
+    metrics to score (one name alone is one metric). Every argument is checked before the first fit.
     """
+    _check_model(model)
+    _check_spec(spec)
+    metrics = metric_names(metrics)
     series = _as_series(series)
     y = _check_series(series)
-    for metric in metrics:
-        get_metric(metric)
     n, h, gap = len(y), spec.horizon, spec.gap
     stops = spec.stops(n, series.index)
     k_folds = len(stops)
@@ -237,15 +317,10 @@ def run(
             f"shortest training window has {shortest} (initial={spec.initial}, window={spec.window}); "
             f"use a window/initial of at least {context}"
         )
-    X = None
-    if exog is not None:
-        X = np.asarray(exog, dtype=float)
-        if len(X) != n:
-            raise DataError(f"exog has {len(X)} rows but the series has {n}; align them on the same dates")
-        if X.ndim == 1:
-            X = X[:, None]
+    X = None if exog is None else _as_exog(exog, n)
 
     steps = gap + h
+    predict, predict_batch = (f"model {_name_of(model)}.{method}" for method in ("predict", "predict_batch"))
     forecasts = np.empty((k_folds, steps))
     batched = context is not None and X is None and callable(getattr(model, "predict_batch", None))
     boundaries = np.append(np.flatnonzero(refit), k_folds)
@@ -260,7 +335,7 @@ def run(
             window = stops[first:end, None] - context + np.arange(context)
             contexts = _frozen(y[window])
             raw = _call(where, model.predict_batch, contexts, steps)
-            forecasts[first:end] = _checked_batch(raw, end - first, steps, origins, first)
+            forecasts[first:end] = _checked_batch(raw, end - first, steps, origins, first, predict_batch)
             continue
         for k in range(first, end):
             where = _where(origins, k)
@@ -278,7 +353,7 @@ def run(
                     exog=_frozen(X[lo : stops[k]].copy()),
                     exog_future=_frozen(X[stops[k] : stops[k] + steps].copy()),
                 )
-            forecasts[k] = _checked_forecast(raw, (steps,), where)
+            forecasts[k] = _checked_forecast(raw, (steps,), where, predict)
 
     forecasts = forecasts[:, gap:]
     test = stops[:, None] + gap + np.arange(h)
@@ -288,7 +363,7 @@ def run(
     moves = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(y)))])
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = (moves[stops - 1] - moves[starts]) / (stops - 1 - starts)
-    scores = score(actuals, forecasts, last=last, scale=scale, metrics=tuple(metrics))
+    scores = score(actuals, forecasts, last=last, scale=scale, metrics=metrics)
     return BacktestResult(
         model=name or _name_of(model),
         spec=spec,
@@ -302,21 +377,20 @@ def run(
         fold_metrics=scores.per_fold,
         pooled=scores.pooled,
         excluded=scores.excluded,
-        data=fingerprint(series) if isinstance(series.index, pd.DatetimeIndex) else _positional_fingerprint(y),
+        data=fingerprint(series),
         params=_params_of(model),
     )
 
 
-def _checked_batch(raw: Any, rows: int, steps: int, origins: pd.Index, first: int) -> np.ndarray:
+def _checked_batch(raw: Any, rows: int, steps: int, origins: pd.Index, first: int, source: str) -> np.ndarray:
     """Validate a ``predict_batch`` answer, naming the first fold whose row is unusable."""
-    out = _as_forecast(raw, (rows, steps), f"{_where(origins, first)} (batch of {rows} origins)")
+    out = _as_forecast(raw, (rows, steps), f"{_where(origins, first)} (batch of {rows} origins)", source)
     bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
     if bad.size:
         k = first + int(bad[0])
         count = int((~np.isfinite(out)).sum())
-        raise ModelError(f"{_where(origins, k)}: forecast contains NaN/inf ({count} value(s) in the batch)")
+        raise ModelError(
+            f"{_where(origins, k)}: forecast contains NaN/inf ({count} value(s) in the batch); {source} must "
+            "return finite numbers"
+        )
     return out
-
-
-def _positional_fingerprint(y: np.ndarray) -> Fingerprint:
-    return fingerprint(pd.Series(y, index=pd.DatetimeIndex(pd.to_datetime(np.arange(len(y)), unit="D"))))

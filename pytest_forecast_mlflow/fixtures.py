@@ -39,10 +39,17 @@ def walk_forward(request: pytest.FixtureRequest):
 
         if role not in ("candidate", "reference"):
             raise ValueError(f"role must be 'candidate' or 'reference', got {role!r}")
-        from .records import sanitize
+        if not isinstance(getattr(spec, "horizon", None), int):
+            raise TypeError(
+                f"walk_forward(model, series, spec): spec must be a backtest.WalkForward, got {spec!r}; "
+                "e.g. WalkForward(horizon=30, step=5, initial=500)"
+            )
+        if label is not None and not isinstance(label, str):
+            raise TypeError(f"label must be a string such as '30d', got {label!r}")
+        from .records import check_label
 
-        label = sanitize(label or f"{spec.horizon}d")  # it becomes part of metric, param and artifact names
-        wanted = tuple(metrics or backtest.DEFAULT_METRICS)
+        label = check_label(label or f"{spec.horizon}d")  # it becomes part of metric, param and artifact names
+        wanted = (metrics,) if isinstance(metrics, str) else tuple(metrics or backtest.DEFAULT_METRICS)
         if session is not None:
             wanted += tuple(m for m in session.settings.gate_metrics if m not in wanted)
         model_name = name or getattr(model, "name", None) or type(model).__name__

@@ -42,6 +42,8 @@ class Baseline:
     run_name: str
     data_sha256: str
     horizons: dict[str, BaselineHorizon] = field(default_factory=dict)
+    #: the gate metrics the champion was promoted under (version tag ``forecast.gate_metrics``)
+    gate_metrics: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return f"{self.registered_model} v{self.version} ({self.how}, run {self.run_id[:8]})"
@@ -54,7 +56,12 @@ class Baseline:
         if not payload:
             return None
         horizons = {label: BaselineHorizon(**h) for label, h in payload["horizons"].items()}
-        return cls(**{**payload, "horizons": horizons})
+        return cls(**{**payload, "horizons": horizons, "gate_metrics": tuple(payload.get("gate_metrics", ()))})
+
+    def scope(self, metrics: tuple[str, ...]) -> set[tuple[str, str]]:
+        """Every (horizon label, metric) a candidate must be compared on to replace this champion."""
+        wanted = tuple(dict.fromkeys((*metrics, *self.gate_metrics)))
+        return {(label, metric) for label in self.horizons for metric in wanted}
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class Row:
     horizon: int
     metric: str
     direction: str
-    status: str  # compared | no-baseline | no-common-folds | error
+    status: str  # compared | no-baseline | unmatched | no-common-folds | error
     baseline: float = math.nan
     candidate: float = math.nan
     delta_pct: float = math.nan
@@ -79,6 +86,7 @@ class Row:
     min_detectable_pct: float = math.nan
     method: str = "dm"
     regressed: bool = False
+    underpowered: bool = False
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -87,16 +95,34 @@ class Row:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The session's decision: ``pass``, ``fail``, ``no-baseline``, ``incomplete``, ``unavailable`` or ``off``."""
+    """The session's decision.
+
+    ``pass``: every horizon and gate metric of the champion was compared on enough folds and none
+    regressed. ``fail``: a regression, or a comparison the gate could not make although a champion
+    exists (fail closed). ``inconclusive``: nothing regressed, but some comparison had too few folds or
+    too little power to see a regression of the size that matters. ``partial``: nothing regressed, but
+    the candidate did not cover every horizon and gate metric of the champion (a ``-k`` subset, say).
+    ``no-baseline``: no champion exists yet. ``incomplete``: a backtest failed. ``unavailable``: the
+    store or the baseline could not be read. ``interrupted`` and ``off`` say what they mean.
+    Only ``pass`` and ``no-baseline`` may move the alias.
+    """
 
     status: str
     rows: tuple[Row, ...]
     baseline: str
     reasons: tuple[str, ...] = ()
+    #: reasons that belong to no single test (the store, the baseline, coverage), shown as a gate error
+    session_reasons: tuple[str, ...] = ()
+    #: what ``--forecast-allow-scope-change`` let through, recorded on the registered version
+    overrides: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
         return self.status in ("fail", "incomplete", "unavailable", "interrupted")
+
+    @property
+    def promotable(self) -> bool:
+        return self.status in ("pass", "no-baseline")
 
     @property
     def regressions(self) -> tuple[Row, ...]:
@@ -107,8 +133,20 @@ class Verdict:
             "status": self.status,
             "baseline": self.baseline,
             "reasons": list(self.reasons),
+            "session_reasons": list(self.session_reasons),
+            "overrides": list(self.overrides),
+            "promotable": self.promotable,
             "rows": [row.to_json() for row in self.rows],
         }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any] | None) -> Verdict | None:
+        if not payload:
+            return None
+        known = {f for f in Row.__dataclass_fields__}
+        rows = tuple(Row(**{k: v for k, v in row.items() if k in known}) for row in payload["rows"])
+        return cls(payload["status"], rows, payload["baseline"], tuple(payload.get("reasons", ())),
+                   tuple(payload.get("session_reasons", ())), tuple(payload.get("overrides", ())))
 
 
 def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolerance, alpha, method) -> list[Row]:
@@ -127,12 +165,15 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
             rows.append(Row(**common, status="no-baseline", note="no registered baseline"))
             continue
         if base is None:
-            rows.append(Row(**common, status="no-baseline",
-                            note=f"baseline run {baseline.run_id[:8]} has no {record.label} manifest"))
+            known = ", ".join(sorted(baseline.horizons)) or "none"
+            rows.append(Row(**common, status="unmatched",
+                            note=f"the champion {baseline.registered_model} v{baseline.version} has no "
+                            f"{record.label!r} backtest (its horizons: {known})"))
             continue
         if metric not in base.fold_metrics:
-            rows.append(Row(**common, status="no-baseline",
-                            note=f"baseline run {baseline.run_id[:8]} has no {record.label}/{metric} values"))
+            rows.append(Row(**common, status="unmatched",
+                            note=f"the champion {baseline.registered_model} v{baseline.version} has no per-fold "
+                            f"{metric} at {record.label}"))
             continue
         if metric not in record.fold_metrics:
             rows.append(Row(**common, status="error", note=f"the backtest did not compute {metric}"))
@@ -171,6 +212,9 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
     return rows
 
 
+SCOPE_FLAG = "--forecast-allow-scope-change"
+
+
 def decide(
     rows: list[Row],
     *,
@@ -182,8 +226,17 @@ def decide(
     interrupted: bool,
     unavailable: str | None = None,
     baseline_note: str = "none",
+    metrics: tuple[str, ...] = ("rmse",),
+    min_folds: int = 2,
+    max_detectable_pct: float = math.inf,
+    allow_scope_change: bool = False,
 ) -> Verdict:
-    """Holm-adjust the compared rows and decide the session's verdict."""
+    """Holm-adjust the compared rows and decide the session's verdict (see :class:`Verdict`).
+
+    Once a champion exists the gate fails closed: a horizon or metric it cannot compare is a failure,
+    not a pass, and a candidate that leaves out a horizon or metric of the champion is never promoted,
+    unless ``allow_scope_change`` accepts both deliberately (the verdict's ``overrides`` say what).
+    """
     import dataclasses
 
     import numpy as np
@@ -196,33 +249,86 @@ def decide(
         adjusted = holm(np.array([rows[i].p_value for i in compared]))
         for i, p in zip(compared, adjusted):
             decided[i] = dataclasses.replace(rows[i], p_adjusted=float(p), regressed=bool(p < alpha))
-    reasons = []
+    for i in compared:
+        row = decided[i]
+        weak = row.n_folds < min_folds or (method == "dm" and row.min_detectable_pct > max_detectable_pct)
+        decided[i] = dataclasses.replace(row, underpowered=bool(weak and not row.regressed))
     description = baseline.describe() if baseline else baseline_note
     if unavailable:
-        return Verdict("unavailable", tuple(decided), description, (unavailable,))
+        return Verdict("unavailable", tuple(decided), description, (unavailable,), (unavailable,))
     if interrupted:
-        return Verdict("interrupted", tuple(decided), description, ("the session was interrupted; no verdict",))
+        reason = "the session was interrupted; no verdict"
+        return Verdict("interrupted", tuple(decided), description, (reason,), (reason,))
+
+    failures: list[str] = []  # each fails the session
+    untied: list[str] = []  # the failures no single test's report carries
+    overrides: list[str] = []
     if incomplete:
-        reasons.append("backtests failed or produced no result: " + ", ".join(incomplete))
-    regressions = [row for row in decided if row.regressed]
-    for row in regressions:
-        reasons.append(f"{row.model} {row.label} {row.metric} regressed")
-    missing = [row for row in decided if row.status in ("no-baseline", "no-common-folds", "error")]
-    hard = [row for row in missing if row.status in ("no-common-folds", "error")]
-    for row in hard:
-        reasons.append(f"{row.model} {row.label} {row.metric}: {row.note}")
-    if require_baseline:
-        for row in missing:
-            if row.status == "no-baseline":
-                reasons.append(f"{row.model} {row.label} {row.metric}: {row.note} (--forecast-require-baseline)")
-    if reasons:
-        only_incomplete = incomplete and not regressions and not hard and not (
-            require_baseline and any(row.status == "no-baseline" for row in missing)
+        failures.append("backtests failed or produced no result: " + ", ".join(incomplete))
+    for row in decided:
+        if row.regressed:
+            failures.append(f"{row.model} {row.label} {row.metric} regressed")
+    for row in decided:
+        if row.status in ("no-common-folds", "error"):
+            reason = f"{row.model} {row.label} {row.metric}: {row.note}"
+            failures.append(reason)
+            untied.append(reason)
+        elif row.status == "unmatched":
+            what = f"{row.model} {row.label} {row.metric}: {row.note}"
+            if allow_scope_change:
+                overrides.append(f"{row.label} {row.metric} ungated (not in the champion)")
+                continue
+            reason = (f"{what}; the gate fails closed. Use the champion's labels and metrics, or pass "
+                      f"{SCOPE_FLAG} to accept the change deliberately (recorded on the version)")
+            failures.append(reason)
+            untied.append(reason)
+        elif row.status == "no-baseline" and require_baseline:
+            reason = f"{row.model} {row.label} {row.metric}: {row.note} (--forecast-require-baseline)"
+            failures.append(reason)
+            untied.append(reason)
+
+    blockers: list[str] = []  # each keeps the alias where it is, without failing the session
+    if baseline is not None:
+        covered = {(row.label, row.metric) for row in decided if row.status == "compared"}
+        missing = sorted(baseline.scope(tuple(metrics)) - covered - {(r.label, r.metric) for r in decided
+                                                                       if r.status in ("no-common-folds", "error")})
+        if missing and allow_scope_change:
+            overrides.append("not compared: " + ", ".join(f"{label} {metric}" for label, metric in missing))
+        elif missing:
+            names = ", ".join(f"{label} {metric}" for label, metric in missing)
+            blockers.append(
+                f"the candidate was not compared on every horizon and gate metric of the champion {description}: "
+                f"missing {names}. It is never promoted that way; run every horizon (no -k subset) with "
+                f"--forecast-gate-metrics {','.join(dict.fromkeys((*metrics, *baseline.gate_metrics)))}, or pass "
+                f"{SCOPE_FLAG} to promote it deliberately"
+            )
+    weak = [row for row in decided if row.underpowered]
+    for row in reversed(weak):
+        short = []
+        if row.n_folds < min_folds:
+            short.append(f"{row.n_folds} paired folds (need {min_folds}, --forecast-min-folds)")
+        if method == "dm" and row.min_detectable_pct > max_detectable_pct:
+            detectable = "infinite" if math.isinf(row.min_detectable_pct) else f"{row.min_detectable_pct:.0f}%"
+            short.append(f"smallest detectable regression {detectable} (need <= {max_detectable_pct:g}%, "
+                         "--forecast-max-detectable)")
+        blockers.insert(0,
+            f"{row.model} {row.label} {row.metric}: inconclusive, {' and '.join(short)}: a regression of the size "
+            "that matters could pass unseen, so the alias stays. Add origins (a smaller step, a longer history)"
         )
-        return Verdict("incomplete" if only_incomplete else "fail", tuple(decided), description, tuple(reasons))
+
+    if failures:
+        only_incomplete = len(failures) == 1 and bool(incomplete)
+        status = "incomplete" if only_incomplete else "fail"
+        return Verdict(status, tuple(decided), description, tuple(failures + blockers), tuple(untied),
+                       tuple(overrides))
+    if weak:
+        return Verdict("inconclusive", tuple(decided), description, tuple(blockers), tuple(blockers),
+                       tuple(overrides))
+    if blockers:
+        return Verdict("partial", tuple(decided), description, tuple(blockers), (), tuple(overrides))
     if not rows:
-        return Verdict("no-baseline" if baseline is None else "pass", tuple(decided), description,
+        return Verdict("no-baseline" if baseline is None else "partial", tuple(decided), description,
                        ("no candidate backtest ran",))
-    if baseline is None or all(row.status == "no-baseline" for row in decided):
+    if baseline is None:
         return Verdict("no-baseline", tuple(decided), description)
-    return Verdict("pass", tuple(decided), description)
+    return Verdict("pass", tuple(decided), description, (), (), tuple(overrides))

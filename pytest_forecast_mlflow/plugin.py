@@ -6,11 +6,14 @@ nothing imports mlflow or pandas and nothing touches a store.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from . import fixtures
 from .keys import SESSION_KEY, SETTINGS_KEY
 from .settings import addoptions, resolve
+from .store import STORE_DIR
 
 _SESSION_NAME = "forecast-mlflow-session"
 _XDIST_NAME = "forecast-mlflow-xdist"
@@ -46,6 +49,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
+
+
+def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None:
+    """Never collect the embedded store: logged models ship their code (a conftest.py, a test module)."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    roots = [Path(config.rootpath, *STORE_DIR.parts)]
+    if settings is not None and settings.enabled:
+        roots.append(settings.artifact_root)
+    path = Path(collection_path)
+    if any(path == root or root in path.parents for root in roots):
+        return True
+    return None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -20,6 +20,31 @@ def sanitize(name: str) -> str:
     return cleaned.replace("/", "_").replace("..", "_")[:200]
 
 
+#: label names that would collide with the plugin's own metric, parameter or artifact names
+RESERVED_LABELS = frozenset({"all", "gate", "model", "data", "version", "forecast", "manifests", "plots"})
+
+
+def check_label(label: str) -> str:
+    """A horizon label as it will appear in metric, parameter and artifact names, or ``ValueError``.
+
+    Characters MLflow does not accept become ``_`` (``x/5`` -> ``x_5``); what cannot be made a name is
+    refused: a label must start with a letter or digit (``.`` or ``..`` would make path-like keys MLflow
+    rejects), and names the plugin uses itself (``all/rmse_mean``, ``gate/...``, ``model.*``) are taken.
+    """
+    cleaned = sanitize(label)
+    if not cleaned[0].isalnum():
+        raise ValueError(
+            f"label {label!r} cannot name a horizon: a label must start with a letter or digit, "
+            "e.g. label='30d' or label='30d_tuned'"
+        )
+    if cleaned.lower() in RESERVED_LABELS:
+        raise ValueError(
+            f"label {label!r} is reserved: the plugin logs its own {cleaned.lower()!r} names beside the horizons' "
+            f"({', '.join(sorted(RESERVED_LABELS))} are taken); choose another, e.g. label='{cleaned}_h'"
+        )
+    return cleaned
+
+
 @dataclass
 class Record:
     """One walk-forward backtest executed by one test (a candidate or a reference model)."""

@@ -33,9 +33,13 @@ def _p(row: Row) -> str:
 
 
 def row_verdict(row: Row) -> str:
+    if row.status == "unmatched":
+        return "FAIL: not in champion"
     if row.status != "compared":
         return row.status
-    return "REGRESSED" if row.regressed else "ok"
+    if row.regressed:
+        return "REGRESSED"
+    return "inconclusive" if row.underpowered else "ok"
 
 
 def cells(row: Row) -> tuple[str, ...]:
@@ -59,6 +63,14 @@ def headline(verdict: Verdict, gate: str) -> str:
         return "forecast gate: off (--forecast-gate off); nothing was compared"
     if status == "pass":
         text = f"PASSED against {verdict.baseline}"
+        if verdict.overrides:
+            text += " (scope change accepted by --forecast-allow-scope-change)"
+    elif status == "inconclusive":
+        text = (f"INCONCLUSIVE against {verdict.baseline}: no regression found, but the comparison is too weak "
+                "to promote; the alias stays")
+    elif status == "partial":
+        text = (f"PARTIAL against {verdict.baseline}: no regression in what ran, but not every horizon and gate "
+                "metric of the champion was compared; the alias stays")
     elif status == "no-baseline":
         text = f"nothing to compare against ({verdict.baseline}); the session passes ungated"
     elif status == "fail" and gate == "warn":

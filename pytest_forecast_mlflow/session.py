@@ -27,7 +27,18 @@ from .records import Record, from_result
 from .settings import Settings
 from .store import mask_uri
 
+try:  # TEMP until store.mask_text lands
+    from .store import mask_text
+except ImportError:  # pragma: no cover
+    from .store import mask_credentials as _mc
+
+    def mask_text(text, secrets_from=None):
+        return _mc(text)
+
+
 WORKER_KEY = "forecast_mlflow"
+#: the pseudo-test that carries gate failures no single test owns (see ForecastSession._report_gate_error)
+GATE_NODE = "forecast-gate"
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -55,6 +66,7 @@ class ForecastSession:
         self.models_dir: Path | None = None
         self._owns_models_dir = False
         self._previous_sigterm: Any = None
+        self.interrupted_logging = False
         if self.worker:
             shipped = config.workerinput.get(WORKER_KEY, {})
             self.baseline = Baseline.from_json(shipped.get("baseline"))
@@ -88,6 +100,14 @@ class ForecastSession:
             ) from None
         except TrackingError as exc:
             raise pytest.UsageError(str(exc)) from None
+        try:
+            killed = self.tracking.reap_dead_runs(self.experiment_id)
+        except (StoreUnavailable, TrackingError) as exc:
+            killed = []
+            self.problems.append(f"runs of killed sessions could not be closed: {exc}")
+        if killed:
+            self.summary.append(f"marked {len(killed)} run(s) KILLED whose session died without closing them: "
+                                + ", ".join(killed))
         if self.settings.gate == "off":
             self.baseline_note = "gate off"
             return
@@ -250,12 +270,13 @@ class ForecastSession:
         self.verdict = decide(rows, baseline=self.baseline, alpha=self.settings.alpha, method=self.settings.method,
                               require_baseline=self.settings.require_baseline, incomplete=incomplete,
                               interrupted=interrupted, unavailable=unavailable,
-                              baseline_note=self.baseline_note)
-        if interrupted or self.settings.gate != "fail" or not self.verdict.failed:
+                              baseline_note=self.baseline_note, metrics=self.settings.gate_metrics,
+                              min_folds=self.settings.min_folds, max_detectable_pct=self.settings.max_detectable,
+                              allow_scope_change=self.settings.allow_scope_change)
+        if interrupted or self.settings.gate != "fail" or not self.fails_session:
             return
         from .report import failure_message
 
-        reported = 0
         for row in self.verdict.regressions:
             record = next(r for r in candidates if r.nodeid == row.nodeid and r.label == row.label)
             report = pytest.TestReport(
@@ -271,9 +292,32 @@ class ForecastSession:
                 longrepr=None, when="teardown", user_properties=report.user_properties,
             )
             session.config.hook.pytest_runtest_logreport(report=closing)
-            reported += 1
-        if not reported and not incomplete:
-            session.testsfailed += 1  # a gate failure not tied to one test: no baseline data, store, ...
+        if self.verdict.session_reasons:
+            self._report_gate_error(session, self.verdict.session_reasons)
+
+    @property
+    def fails_session(self) -> bool:
+        """Whether the verdict fails the session (``inconclusive`` only with --forecast-inconclusive fail)."""
+        if self.verdict is None:
+            return False
+        return self.verdict.failed or (self.verdict.status == "inconclusive" and self.settings.inconclusive == "fail")
+
+    def _report_gate_error(self, session: pytest.Session, reasons: tuple[str, ...]) -> None:
+        """A gate failure that belongs to no test is an error of the pseudo-test ``forecast-gate``.
+
+        That is where CI users look: the short summary ("ERROR forecast-gate - ..."), the final line
+        ("..., 1 error") and the JUnit XML (a ``forecast-gate`` testcase with an ``<error>``); a bare
+        exit code 1 under "12 passed" would hide it.
+        """
+        text = self.mask("forecast gate: " + "; ".join(reasons))
+        location = (GATE_NODE, None, GATE_NODE)
+        error = pytest.TestReport(nodeid=GATE_NODE, location=location, keywords={}, outcome="failed",
+                                  longrepr=text, when="setup",
+                                  user_properties=[("forecast.verdict", self.verdict.status if self.verdict else "")])
+        session.config.hook.pytest_runtest_logreport(report=error)
+        closing = pytest.TestReport(nodeid=GATE_NODE, location=location, keywords={}, outcome="passed",
+                                    longrepr=None, when="teardown", user_properties=[])
+        session.config.hook.pytest_runtest_logreport(report=closing)
 
     # -- the end: log, register, report ------------------------------------------------------------
 
@@ -293,12 +337,18 @@ class ForecastSession:
 
         skill = compute_skill(self._ordered())
         logged_ok = self._log(status, skill) and not duplicates
-        if not logged_ok and session.exitstatus == pytest.ExitCode.OK:
+        if self.interrupted_logging:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        elif not logged_ok and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.verdict is not None:
             self.summary = terminal_lines(self.verdict, self.settings.gate) + self.summary
         self.summary += skill_lines(skill)
         self._write_reports()
+
+    def mask(self, text: str) -> str:
+        """``text`` without the tracking URI's credentials: applied wherever text leaves the process."""
+        return mask_text(text, secrets_from=self.settings.tracking_uri)
 
     def _log(self, status: str, skill: dict) -> bool:
         """Log every record; on an unavailable store, spool a journal instead. Returns False on failure."""
@@ -307,56 +357,72 @@ class ForecastSession:
             return True
         tags = {**self.git, **dict(self.settings.tags)}
         payload = dict(status=status, session_id=self.session_id, extra_tags=tags)
-        if self.tracking is not None:
-            from .tracking import StoreUnavailable
-
-            try:
-                self.tracking.check_available()
-                logged = self.tracking.log_session(self.experiment_id, self._ordered(), verdict=self.verdict,
-                                                   outcomes=self.outcomes, baseline=self.baseline, skill=skill,
-                                                   **payload)
-            except Exception as exc:  # the store failed mid-session: spool, or fail loudly; never lose results
-                path = self._spool(status, skill, reason=str(exc))
-                message = (f"logging to {mask_uri(self.settings.tracking_uri)} failed ({exc}); results saved to "
-                           f"{path}; replay with: forecast-mlflow replay {path}")
-                if self.settings.on_unavailable == "spool" and isinstance(exc, StoreUnavailable):
-                    self.summary.append(message)
-                    return True
-                self.problems.append(message)
-                return False
-            for run in logged:
-                self.summary.append(f"logged {run.role} {run.model}: run {run.run_id} in experiment "
-                                    f"{self.settings.experiment!r} ({mask_uri(self.settings.tracking_uri)})")
-            failures = [run for run in logged if run.error]
-            for run in failures:
-                self.problems.append(f"{run.model}: its metrics are logged (run {run.run_id}) but the model could "
-                                     f"not be logged: {run.error}")
-            if failures:
-                return False
-            if self.settings.register and status == "FINISHED":
-                try:
-                    self._register(logged)
-                except Exception as exc:
-                    self.problems.append(f"registering the candidate failed: {exc}")
-                    return False
+        if self.tracking is None:
+            path = self._spool(status, skill, reason=self.unavailable or "store unavailable")
+            self.summary.append(f"results saved to {path}; replay with: {self._replay_hint(path)}")
             return True
-        path = self._spool(status, skill, reason=self.unavailable or "store unavailable")
-        self.summary.append(f"results saved to {path}; replay with: forecast-mlflow replay {path}")
+        from .tracking import StoreUnavailable
+
+        try:
+            self.tracking.check_available()
+            logged = self.tracking.log_session(self.experiment_id, self._ordered(), verdict=self.verdict,
+                                               outcomes=self.outcomes, baseline=self.baseline, skill=skill,
+                                               **payload)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while writing: the runs end KILLED, the results are kept
+            path = self._spool("KILLED", skill, reason="the session was interrupted while logging")
+            self.problems.append(f"interrupted while logging: the runs written so far are KILLED; every result is "
+                                 f"saved to {path}; replay with: {self._replay_hint(path)}")
+            self.interrupted_logging = True
+            return False
+        except Exception as exc:  # the store failed mid-session: spool, or fail loudly; never lose results
+            path = self._spool(status, skill, reason=str(exc))
+            message = (f"logging to {mask_uri(self.settings.tracking_uri)} failed ({exc}); results saved to "
+                       f"{path}; replay with: {self._replay_hint(path)}")
+            if self.settings.on_unavailable == "spool" and isinstance(exc, StoreUnavailable):
+                self.summary.append(message)
+                return True
+            self.problems.append(message)
+            return False
+        for run in logged:
+            self.summary.append(f"logged {run.role} {run.model}: run {run.run_id} in experiment "
+                                f"{self.settings.experiment!r} ({mask_uri(self.settings.tracking_uri)})")
+        failures = [run for run in logged if run.error]
+        for run in failures:
+            self.problems.append(f"{run.model}: its metrics are logged (run {run.run_id}) but the model could "
+                                 f"not be logged: {run.error}")
+        if failures:
+            return False
+        if self.settings.register and status == "FINISHED":
+            try:
+                self._register(logged)
+            except Exception as exc:
+                self.problems.append(f"registering the candidate failed: {exc}")
+                return False
         return True
+
+    def _replay_hint(self, path: Path) -> str:
+        return f"forecast-mlflow replay {path}"
 
     def _register(self, logged) -> None:
         candidates = [run for run in logged if run.role == "candidate"]
+        promote = self.settings.promote
+        if promote and len(candidates) > 1:
+            names = ", ".join(run.model for run in candidates)
+            self.summary.append(f"alias {self.settings.alias!r} NOT moved: this session has {len(candidates)} "
+                                f"candidate models ({names}) and only one can be champion; promote them one "
+                                "session at a time (role='reference' for the others)")
+            promote = False
         for run in candidates:
-            version, moved = self.tracking.register(run, verdict=self.verdict, promote=self.settings.promote)
-            where = f"{self.settings.registered_model} v{version}"
-            if moved:
+            outcome = self.tracking.register(run, verdict=self.verdict, promote=promote, gated_against=self.baseline)
+            where = f"{self.settings.registered_model} v{outcome.version}"
+            if outcome.moved:
                 self.summary.append(f"registered {run.model} as {where} and moved alias {self.settings.alias!r} to it")
-            elif self.settings.promote and self.settings.gate == "off":
+            elif promote and self.settings.gate == "off":
                 self.summary.append(f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved: "
                                     "promotion needs a passing gate verdict and the gate is off (--forecast-gate off)")
-            elif self.settings.promote:
-                self.summary.append(f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved "
-                                    f"(gate verdict: {self.verdict.status if self.verdict else 'none'})")
+            elif promote:
+                self.summary.append(f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved: "
+                                    f"{outcome.why}")
             else:
                 self.summary.append(f"registered {run.model} as {where}")
 
@@ -372,7 +438,7 @@ class ForecastSession:
             return
         from .report import markdown, to_json
 
-        text = markdown(self.verdict, self.settings.gate)
+        text = self.mask(markdown(self.verdict, self.settings.gate))
         targets = [self.settings.report] if self.settings.report else []
         for path in targets:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -383,30 +449,32 @@ class ForecastSession:
                 handle.write(text + "\n")
         if self.settings.json:
             self.settings.json.parent.mkdir(parents=True, exist_ok=True)
-            self.settings.json.write_text(to_json(self.verdict, self.settings.gate,
-                                                  {"experiment": self.settings.experiment,
-                                                   "session": self.session_id}))
+            self.settings.json.write_text(self.mask(to_json(self.verdict, self.settings.gate,
+                                                            {"experiment": self.settings.experiment,
+                                                             "session": self.session_id})))
 
     # -- output --------------------------------------------------------------------------------------
 
     def header_lines(self) -> list[str]:
         commit = self.git.get("mlflow.source.git.commit", "unknown")[:12]
         dirty = " (dirty)" if self.git.get("git.dirty") == "true" else ""
-        return [
+        lines = [
             f"forecast-mlflow: experiment {self.settings.experiment!r} at {mask_uri(self.settings.tracking_uri)}",
             f"forecast-mlflow: commit {commit}{dirty}; gate {self.settings.gate} ({self.settings.method}, "
             f"metrics {','.join(self.settings.gate_metrics)}, tolerance {self.settings.tolerance:g}, "
-            f"alpha {self.settings.alpha:g}); {self.baseline_note}",
+            f"alpha {self.settings.alpha:g}, min folds {self.settings.min_folds}, max detectable "
+            f"{self.settings.max_detectable:g}%); {self.baseline_note}",
         ]
+        return [self.mask(line) for line in lines]
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
         if self.worker or not (self.summary or self.problems):
             return
         terminalreporter.write_sep("=", "forecast-mlflow")
         for line in self.summary:
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(self.mask(line))
         for line in self.problems:
-            terminalreporter.write_line(f"ERROR: {line}", red=True)
+            terminalreporter.write_line(self.mask(f"ERROR: {line}"), red=True)
 
     def close(self) -> None:
         if self._previous_sigterm is not None:

@@ -25,6 +25,7 @@ KNOWN_METRICS = ("rmse", "mae", "mape", "smape", "mase", "directional_accuracy")
 GATE_MODES = ("fail", "warn", "off")
 GATE_METHODS = ("dm", "threshold")
 UNAVAILABLE_MODES = ("fail", "spool")
+INCONCLUSIVE_MODES = ("pass", "fail")
 _EXPERIMENT_NAME = re.compile(r"^[^\x00-\x1f/\\]{1,200}$")
 
 
@@ -82,13 +83,62 @@ def _metrics(value: str) -> tuple[str, ...]:
     return names
 
 
+def _at_least_two(value: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"minimum paired folds must be a whole number such as 30, got {value!r}"
+        ) from None
+    if number < 2:
+        raise argparse.ArgumentTypeError(f"minimum paired folds must be at least 2 (a test needs two), got {value!r}")
+    return number
+
+
+def _percent(value: str) -> float:
+    text = str(value).strip().rstrip("%")
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a percentage such as 25 or 25%, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"the percentage must be a positive number such as 25, got {value!r}")
+    return number
+
+
 def _tracking_uri(value: str) -> str:
     from .store import validate_tracking_uri
 
     try:
-        return validate_tracking_uri(value.strip(), source="tracking URI")
+        uri = validate_tracking_uri(value.strip(), source="tracking URI")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return _check_authority(uri)
+
+
+def _check_authority(uri: str) -> str:
+    """Refuse an http(s) URI whose host part does not parse, without echoing any of it.
+
+    A password holding ``/``, ``#`` or ``?`` ends the host part early (``http://alice:ab/cd@host``
+    reads as host ``alice`` with port ``ab``), so part of the password would land in an error message.
+    """
+    import urllib.parse
+
+    if not uri.lower().startswith(("http://", "https://")):
+        return uri
+    parts = urllib.parse.urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port == -1 or not parts.hostname or "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        raise argparse.ArgumentTypeError(
+            "the tracking URI's host part cannot be parsed (the URI is not shown: it may hold a password). "
+            "If the user name or password contains '/', '#', '?' or '@', percent-encode them "
+            "('/' as %2F, '#' as %23, '?' as %3F, '@' as %40), or pass them in MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD instead of the URI"
+        )
+    return uri
 
 
 def _tag(value: str) -> tuple[str, str]:
@@ -156,6 +206,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("--forecast-require-baseline", "forecast_require_baseline", "FORECAST_REQUIRE_BASELINE", None,
            "Fail the gate when there is nothing to compare against (no registered model, horizon or metric).",
            default=False, kind="flag"),
+    Option("--forecast-min-folds", "forecast_min_folds", "FORECAST_MIN_FOLDS", _at_least_two,
+           "Fewest paired folds a comparison needs to be conclusive; below it the verdict is inconclusive "
+           "and the alias never moves. Default: 30.", default=30),
+    Option("--forecast-max-detectable", "forecast_max_detectable", "FORECAST_MAX_DETECTABLE", _percent,
+           "Largest minimum-detectable regression (percent of the baseline) a conclusive comparison may "
+           "have; a comparison that could only catch a larger one is inconclusive. Default: 25.", default=25.0),
+    Option("--forecast-inconclusive", "forecast_inconclusive", "FORECAST_INCONCLUSIVE", _choice(INCONCLUSIVE_MODES),
+           "Session outcome of an inconclusive verdict (too few folds, too little power): pass or fail. "
+           "The alias never moves either way. Default: pass.", default="pass"),
+    Option("--forecast-allow-scope-change", "forecast_allow_scope_change", "FORECAST_ALLOW_SCOPE_CHANGE", None,
+           "Deliberately accept a candidate whose horizons or gate metrics differ from the champion's: new ones "
+           "pass ungated, missing ones are not required. Recorded on the registered version.",
+           default=False, kind="flag"),
     Option("--forecast-report", "forecast_report", "FORECAST_REPORT", str,
            "Write the gate table as Markdown to this path (also appended to $GITHUB_STEP_SUMMARY when set)."),
     Option("--forecast-json", "forecast_json", "FORECAST_JSON", str,
@@ -185,6 +248,10 @@ class Settings:
     registered_model: str = ""
     alias: str = "champion"
     require_baseline: bool = False
+    min_folds: int = 30
+    max_detectable: float = 25.0
+    inconclusive: str = "pass"
+    allow_scope_change: bool = False
     report: Path | None = None
     json: Path | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
@@ -286,6 +353,10 @@ def resolve(config: pytest.Config) -> Settings:
         registered_model=values["forecast_registered_model"] or (experiment or ""),
         alias=values["forecast_alias"],
         require_baseline=bool(values["forecast_require_baseline"]),
+        min_folds=int(values["forecast_min_folds"]),
+        max_detectable=float(values["forecast_max_detectable"]),
+        inconclusive=values["forecast_inconclusive"],
+        allow_scope_change=bool(values["forecast_allow_scope_change"]),
         report=Path(values["forecast_report"]) if values["forecast_report"] else None,
         json=Path(values["forecast_json"]) if values["forecast_json"] else None,
         sources=sources,

@@ -12,6 +12,7 @@ import gc
 import io
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -31,6 +32,15 @@ from .gate import Baseline, BaselineHorizon, Verdict
 from .records import Record, sanitize
 from .settings import Settings
 from .store import mask_uri, sqlite_path
+
+try:  # TEMP until store.mask_text lands
+    from .store import mask_text
+except ImportError:  # pragma: no cover
+    from .store import mask_credentials as _mc
+
+    def mask_text(text, secrets_from=None):
+        return _mc(text)
+
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +111,17 @@ class TrackingError(RuntimeError):
 
 
 def _prepare_environment(timeout: float) -> None:
-    """Bound MLflow's HTTP retries (about four minutes by default) before mlflow is imported."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(timeout))))
+    """Bound MLflow's HTTP requests before mlflow is imported, and keep URLs off stdout.
+
+    MLflow retries an unanswered request for about four minutes by default; here one request waits at
+    most ``timeout`` seconds and is not retried, so a server that stops answering fails the session
+    (or spools it) within the configured timeout. MLflow's "View run ... at: URL" lines would print the
+    tracking URI, credentials included.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, math.ceil(timeout))))
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 def probe_http(uri: str, timeout: float) -> None:
@@ -170,6 +187,37 @@ def git_info(root: Path) -> dict[str, str]:
     return info
 
 
+def mark_dead_runs(client, experiment_ids: list[str]) -> list[str]:
+    """End as KILLED the RUNNING runs whose writing process is gone (SIGKILL); returns their ids.
+
+    Only runs this plugin wrote carry writer tags (see :mod:`.liveness`); a run of a live session, of
+    another host or of another tool is left alone.
+    """
+    from .liveness import HOST_TAG, is_dead
+
+    if not experiment_ids:
+        return []
+    runs = client.search_runs(
+        experiment_ids, filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` != ''", max_results=1000
+    )
+    killed = []
+    for run in runs:
+        if is_dead(run.data.tags):
+            client.set_tag(run.info.run_id, "forecast.killed_reason", "its session's process ended without closing it")
+            client.set_terminated(run.info.run_id, "KILLED")
+            killed.append(run.info.run_id)
+    return killed
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What registering a candidate did: its version, whether the alias moved, and if not, why."""
+
+    version: str
+    moved: bool
+    why: str
+
+
 @dataclass
 class LoggedRun:
     model: str
@@ -205,6 +253,13 @@ class Tracking:
         except Exception as exc:
             raise self._explain(exc, "opening the tracking store") from None
 
+    def reap_dead_runs(self, experiment_id: str) -> list[str]:
+        """Mark KILLED the runs that killed sessions left RUNNING in this experiment (see :mod:`.liveness`)."""
+        try:
+            return mark_dead_runs(self.client, [experiment_id])
+        except Exception as exc:
+            raise self._explain(exc, "closing runs of killed sessions") from None
+
     def check_available(self) -> None:
         """Fail fast, before a run is half-written, when a remote server went away during the session."""
         if self.uri.startswith(("http://", "https://")):
@@ -212,8 +267,8 @@ class Tracking:
 
     # -- store and experiment ----------------------------------------------------------------------
 
-    def _explain(self, exc: Exception, doing: str) -> Exception:
-        text = str(exc)
+    def _explain(self, exc: BaseException, doing: str) -> Exception:
+        text = mask_text(str(exc), secrets_from=self.uri)
         uri = mask_uri(self.uri)
         if "out-of-date database schema" in text or "alembic" in text.lower() and "revision" in text.lower():
             return TrackingError(f"the MLflow store {uri} has an out-of-date schema; {SCHEMA_HINT.format(uri=uri)}")
@@ -291,6 +346,7 @@ class Tracking:
             raise
         except Exception as exc:
             raise self._explain(exc, f"reading the baseline of {name!r}") from None
+        gated = (version.tags or {}).get("forecast.gate_metrics", "")
         baseline = Baseline(
             registered_model=name,
             version=str(version.version),
@@ -299,6 +355,7 @@ class Tracking:
             run_name=run.info.run_name or "",
             data_sha256=run.data.params.get("data.sha256", ""),
             horizons=horizons,
+            gate_metrics=tuple(m for m in gated.split(",") if m),
         )
         return baseline, f"baseline {baseline.describe()}"
 
@@ -352,6 +409,14 @@ class Tracking:
         horizons: dict[str, BaselineHorizon] = {}
         listed = self.client.list_artifacts(run_id, "manifests")
         if not listed:
+            where = self._missing_artifacts(run_id)
+            if where is not None:
+                raise TrackingError(
+                    f"the artifacts of baseline run {run_id} are missing at {where} (the store was moved or "
+                    "restored without its artifacts, or they were deleted); restore the store with "
+                    "'forecast-mlflow restore', which rewrites artifact locations, or move the alias to a "
+                    "version whose artifacts exist"
+                )
             raise TrackingError(
                 f"baseline run {run_id} has no fold manifests (manifests/*.json); it was not logged by this "
                 "plugin, so the gate cannot pair folds. Promote a run logged by pytest-forecast-mlflow"
@@ -382,6 +447,17 @@ class Tracking:
                     fold_metrics=metrics,
                 )
         return horizons
+
+    def _missing_artifacts(self, run_id: str) -> str | None:
+        """The local artifact folder of a run when it does not exist, else None (present, or remote)."""
+        import urllib.parse
+
+        uri = self.client.get_run(run_id).info.artifact_uri or ""
+        parsed = urllib.parse.urlsplit(uri)
+        if parsed.scheme not in ("", "file"):
+            return None
+        path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme else uri)
+        return None if path.exists() else str(path)
 
     def _history(self, run_id: str, key: str, folds: int) -> list[float] | None:
         history = sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
@@ -435,7 +511,8 @@ class Tracking:
         try:
             return self._log_model(run_id, records), None
         except Exception as exc:
-            message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:500] if str(exc) else ''}"
+            text = mask_text(str(exc), secrets_from=self.uri)
+            message = f"{type(exc).__name__}: {text.splitlines()[0][:500] if text else ''}"
             self.client.set_tag(run_id, "forecast.model_error", message)
             return None, message
 
@@ -480,6 +557,10 @@ class Tracking:
         errors = [f"{r.label}: {r.error}" for r in records if r.error]
         if errors:
             tags["forecast.errors"] = "; ".join(errors)[:4000]
+        from .liveness import writer_tags
+
+        tags.update(writer_tags())
+        tags = {key: mask_text(str(value), secrets_from=self.uri) for key, value in tags.items()}
         run_name = f"{self.settings.run_name}-{model}" if self.settings.run_name else model
         start = int(time.time() * 1000)
         run = self.client.create_run(
@@ -509,6 +590,9 @@ class Tracking:
             model_error = None
             if role == "candidate":
                 model_uri, model_error = self._log_model_artifact(run_id, records)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run ends KILLED, as the README promises
+            self.client.set_terminated(run_id, "KILLED")
+            raise
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
@@ -668,8 +752,16 @@ class Tracking:
 
     # -- the registry ------------------------------------------------------------------------------
 
-    def register(self, logged: LoggedRun, *, verdict: Verdict | None, promote: bool) -> tuple[str, bool]:
-        """Register a candidate's model; move the alias when asked and the gate passed. Returns (version, moved)."""
+    def register(
+        self, logged: LoggedRun, *, verdict: Verdict | None, promote: bool, gated_against: Baseline | None
+    ) -> Registration:
+        """Register a candidate's model; move the alias only when asked, promotable, and still current.
+
+        The alias moves only if it still points at the version this session was gated against (or is
+        still absent when there was no champion): a session that started before another one promoted
+        was never compared with the new champion, so it never overwrites it. The check and the move
+        happen under the registry's promotion lock, so two sessions cannot both pass the check.
+        """
         name, alias = self.settings.registered_model, self.settings.alias
         if logged.model_uri is None:
             raise TrackingError(f"{logged.model} logged no model, so it cannot be registered")
@@ -678,16 +770,87 @@ class Tracking:
             "forecast.verdict": status,
             "forecast.baseline": verdict.baseline if verdict else "none",
             "forecast.run_id": logged.run_id,
+            "forecast.gate_metrics": ",".join(self.settings.gate_metrics),
         }
+        if verdict is not None and verdict.overrides:
+            tags["forecast.scope_override"] = "; ".join(verdict.overrides)[:5000]
         self._ensure_registered_model(name)
         with quiet_mlflow(prints=True):
-            version = self.mlflow.register_model(logged.model_uri, name, tags=tags)
-        moved = False
-        if promote and status in ("pass", "no-baseline"):
-            self.client.set_registered_model_alias(name, alias, version.version)
-            self.client.set_model_version_tag(name, version.version, "forecast.promoted", "true")
-            moved = True
-        return str(version.version), moved
+            version = str(self.mlflow.register_model(logged.model_uri, name, tags=tags).version)
+        if not promote:
+            return Registration(version, False, "not asked to promote")
+        if verdict is None or not verdict.promotable:
+            return Registration(version, False, f"gate verdict {status}; only pass (or no champion yet) promotes")
+        by_alias = gated_against is not None and gated_against.how.startswith("alias")
+        expected = gated_against.version if by_alias else None
+        with self._promotion_lock(name):
+            current = self._alias_version(name, alias)
+            if current != expected:
+                was = f"v{expected}" if expected else "no champion"
+                now = f"v{current}" if current else "no alias"
+                return Registration(
+                    version, False,
+                    f"the champion changed while this session ran (gated against {was}, now {now}); it was never "
+                    f"compared with the new champion: rerun the session to be gated against it",
+                )
+            self.client.set_registered_model_alias(name, alias, version)
+            self.client.set_model_version_tag(name, version, "forecast.promoted", "true")
+            self.client.set_model_version_tag(name, version, "forecast.promoted_over", expected or "none")
+        return Registration(version, True, "")
+
+    def _alias_version(self, name: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise
+
+    @contextlib.contextmanager
+    def _promotion_lock(self, name: str) -> Iterator[None]:
+        """A registry-wide mutex: creating a registered model is the one atomic test-and-set MLflow has.
+
+        The lock is a registered model ``<name>.promotion-lock`` that lives for the milliseconds of a
+        check-and-move; one left behind by a killed session is broken once its writer is dead or after
+        ten minutes.
+        """
+        from mlflow.exceptions import MlflowException
+
+        from .liveness import is_dead, writer_tags
+
+        lock = f"{name}.promotion-lock"
+        deadline = time.monotonic() + max(30.0, self.settings.timeout)
+        while True:
+            try:
+                self.client.create_registered_model(
+                    lock, tags={**writer_tags(), "forecast.lock.since": f"{time.time():.0f}"},
+                    description=f"held while a pytest-forecast-mlflow session moves the alias of {name}",
+                )
+                break
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            try:
+                held = self.client.get_registered_model(lock).tags or {}
+            except MlflowException:
+                continue  # released in between
+            stale = time.time() - float(held.get("forecast.lock.since", "0") or 0) > 600
+            if stale or is_dead(held):
+                with contextlib.suppress(MlflowException):
+                    self.client.delete_registered_model(lock)
+                continue
+            if time.monotonic() > deadline:
+                raise TrackingError(
+                    f"another session held the promotion lock of {name!r} for too long; rerun, or delete the "
+                    f"registered model {lock!r} if no session is running"
+                )
+            time.sleep(0.1)
+        try:
+            yield
+        finally:
+            self.client.delete_registered_model(lock)
 
     def _ensure_registered_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException

@@ -315,7 +315,10 @@ def test_min_detectable_pct_follows_its_formula():
         ({"method": "ttest"}, "unknown method 'ttest'; use one of 'dm', 'threshold'"),
         ({"alpha": 1.0}, r"alpha must lie in \(0, 1\), got 1.0"),
         ({"horizon": 0}, "horizon must be a positive integer, got 0"),
-        ({"candidate_values": [1.0, np.nan]}, "only 1 paired folds; need at least 2"),
+        (
+            {"candidate_values": [1.0, np.nan]},
+            r"only 1 paired fold\(s\) with a value on both sides \(of 2 given\); the test needs at least 2",
+        ),
         ({"candidate_values": [1.0, np.inf]}, "not inf"),
     ],
 )

@@ -231,6 +231,34 @@ def test_the_fingerprint_changes_with_any_one_value_or_date(values: list[float],
     assert fingerprint(moved).sha256 != fingerprint(series).sha256
 
 
+@pytest.mark.parametrize(
+    ("series", "first", "last"),
+    [
+        (pd.Series([1.0, 2.0, 3.0]), "0", "2"),
+        (pd.Series([1.0, 2.0, 3.0], index=pd.RangeIndex(100, 103)), "100", "102"),
+        (pd.Series([1.0, 2.0, 3.0], index=["a", "b", "c"]), "a", "c"),
+    ],
+)
+def test_a_series_without_dates_is_named_by_its_index_labels_never_by_invented_dates(
+    series: pd.Series, first: str, last: str
+) -> None:
+    print_ = fingerprint(series)
+    assert (print_.length, print_.first, print_.last) == (3, first, last)
+    assert "1970" not in str(print_.as_params())
+
+
+def test_positions_and_dates_never_share_a_fingerprint() -> None:
+    values = [1.0, 2.0, 3.0]
+    epoch = pd.Series(values, index=pd.to_datetime([0, 1, 2], unit="ns"))  # dates whose nanoseconds are 0, 1, 2
+    assert fingerprint(pd.Series(values)).sha256 != fingerprint(epoch).sha256
+    assert fingerprint(pd.Series(values)).sha256 != fingerprint(pd.Series(values, index=[1, 2, 3])).sha256
+
+
+def test_an_empty_series_has_no_fingerprint() -> None:
+    with pytest.raises(DataError, match="cannot fingerprint an empty series"):
+        fingerprint(pd.Series([], dtype=float))
+
+
 # -- the real series -------------------------------------------------------------------------------------------
 
 

@@ -35,6 +35,9 @@ def cases(draw: st.DrawFn) -> Case:
     gap = draw(st.integers(0, 4))
     window = draw(st.none() | st.integers(1, 10))
     initial = draw(st.integers(1, 15)) if window is None else draw(st.none() | st.integers(window, window + 8))
+    t0 = initial if initial is not None else window
+    n = draw(st.integers(t0 + gap + horizon, t0 + gap + horizon + 40))
+    possible = (n - gap - horizon - t0) // step + 1
     spec = WalkForward(
         horizon=horizon,
         step=step,
@@ -42,18 +45,19 @@ def cases(draw: st.DrawFn) -> Case:
         gap=gap,
         window=window,
         refit=draw(st.integers(0, 4)),
-        max_folds=draw(st.none() | st.integers(1, 6)),
+        max_folds=draw(st.none() | st.integers(1, min(possible, 6))),  # more than possible is an error
         anchor=draw(st.sampled_from(["start", "end"])),
     )
-    t0 = initial if initial is not None else window
-    n = draw(st.integers(t0 + gap + horizon, t0 + gap + horizon + 40))
     return Case(spec, n, t0)
 
 
-def expected_count(case: Case) -> int:
+def possible_folds(case: Case) -> int:
     spec = case.spec
-    count = (case.n - spec.gap - spec.horizon - case.t0) // spec.step + 1
-    return count if spec.max_folds is None else min(count, spec.max_folds)
+    return (case.n - spec.gap - spec.horizon - case.t0) // spec.step + 1
+
+
+def expected_count(case: Case) -> int:
+    return possible_folds(case) if case.spec.max_folds is None else case.spec.max_folds
 
 
 @FAST
@@ -63,6 +67,23 @@ def test_fold_count_matches_the_closed_formula(case: Case) -> None:
     assert len(folds) == expected_count(case)
     assert case.spec.n_folds(case.n) == len(folds)
     assert [f.index for f in folds] == list(range(len(folds)))
+
+
+@FAST
+@given(cases(), st.integers(1, 5))
+def test_max_folds_beyond_what_the_series_allows_is_an_error_naming_every_number(case: Case, extra: int) -> None:
+    spec, possible = case.spec, possible_folds(case)
+    asked = possible + extra
+    too_many = WalkForward(**{**vars(spec), "max_folds": asked})
+    with pytest.raises(SpecificationError) as excinfo:
+        too_many.stops(case.n)
+    message = str(excinfo.value)
+    assert f"max_folds={asked}, but the series allows only {possible} fold(s)" in message
+    assert f"{case.n} points with initial {case.t0}, gap {spec.gap}, horizon {spec.horizon} and step {spec.step}" in (
+        message
+    )
+    assert f"Lower max_folds to {possible} or less" in message
+    assert WalkForward(**{**vars(spec), "max_folds": possible}).n_folds(case.n) == possible
 
 
 @FAST
@@ -251,6 +272,35 @@ def test_an_initial_date_before_the_first_observation_is_rejected() -> None:
 def test_an_initial_date_needs_a_datetime_index() -> None:
     with pytest.raises(SpecificationError, match="no DatetimeIndex; pass a count of points"):
         WalkForward(horizon=1, initial="2024-01-05").stops(20)
+
+
+@pytest.mark.parametrize(
+    ("initial", "message"),
+    [
+        ("notadate", r"got 'notadate', which is not a date \(Unknown datetime string format"),
+        ("2016-13-01", r"got '2016-13-01', which is not a date \(month must be in 1..12"),
+        ("500", r"got '500', which is not a date .*; for a count write initial=500 without quotes"),
+        ("NaT", r"got 'NaT', which parses as no date \(NaT\)"),
+        (5.5, r"got 5.5 \(float\)"),
+    ],
+)
+def test_an_initial_that_is_neither_a_count_nor_a_date_is_rejected_when_the_spec_is_made(
+    initial: object, message: str
+) -> None:
+    accepted = r"initial must be a whole number of points \(e.g. 500\) or a date such as 2016-01-04, "
+    with pytest.raises(SpecificationError, match=accepted + message):
+        WalkForward(horizon=1, initial=initial)
+
+
+@pytest.mark.parametrize("initial", ["2016-01-04", "20160104", pd.Timestamp("2016-01-04"), np.datetime64("2016-01-04")])
+def test_every_spelling_of_a_date_is_an_initial_date(initial: object) -> None:
+    index = pd.bdate_range("2015-12-01", periods=60)
+    assert WalkForward(horizon=1, initial=initial).initial_size(60, index) == 25  # business days 2015-12-01..2016-01-04
+
+
+def test_an_initial_date_on_an_empty_series_says_the_series_is_empty() -> None:
+    with pytest.raises(SpecificationError, match="initial date 2016-01-04 cannot be placed: the series is empty"):
+        WalkForward(horizon=1, initial="2016-01-04").stops(0, pd.DatetimeIndex([]))
 
 
 def test_an_initial_date_leaving_fewer_points_than_the_window_is_rejected() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from backtest import METRICS, Drift, Naive, WalkForward, WindowMean, get_metric, run, score
+from backtest.metrics import metric_names
 
 
 def reference(name: str, actual, forecast, last, scale) -> tuple[list[float], float, int]:
@@ -173,8 +174,34 @@ def test_every_metric_declares_its_direction() -> None:
 
 
 def test_an_unknown_metric_lists_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="unknown metric 'mse'; known metrics: rmse, mae, mape, smape, mase"):
+    with pytest.raises(
+        ValueError, match="unknown metric 'mse'; known metrics: rmse, mae, mape, smape, mase"
+    ) as excinfo:
         get_metric("mse")
+    assert str(excinfo.value).endswith("(did you mean 'rmse'?)")
+    assert not isinstance(excinfo.value, KeyError)  # a KeyError's message prints inside quotes
+
+
+@pytest.mark.parametrize(
+    ("metrics", "names"),
+    [("rmse", ("rmse",)), (["mae"], ("mae",)), (("rmse", "directional_accuracy"), ("rmse", "directional_accuracy"))],
+)
+def test_one_metric_name_alone_is_one_metric_not_its_letters(metrics, names: tuple[str, ...]) -> None:
+    assert metric_names(metrics) == names
+
+
+@pytest.mark.parametrize(
+    ("metrics", "error", "message"),
+    [
+        ((), ValueError, r"metrics is empty; name at least one, e.g. \('rmse',\). Known metrics: rmse, mae"),
+        (None, TypeError, r"metrics must be a metric name or a sequence of them, .* got None \(NoneType\)"),
+        (("rmse", 3), TypeError, r"metrics must hold metric names \(str\), got 3 \(int\)"),
+        (("rmse", "R2"), ValueError, "unknown metric 'R2'; known metrics: rmse"),
+    ],
+)
+def test_bad_metric_lists_name_the_problem_and_the_known_metrics(metrics, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        metric_names(metrics)
 
 
 # -- through the runner ------------------------------------------------------------------------------------

@@ -91,21 +91,23 @@ def cases(draw: st.DrawFn) -> Case:
     gap = draw(st.integers(0, 3))
     window = draw(st.none() | st.integers(1, 8))
     initial = draw(st.integers(1, 10)) if window is None else draw(st.none() | st.integers(window, window + 5))
+    step = draw(st.integers(1, 3))
+    shortest = window if window is not None else initial
+    t0 = initial if initial is not None else window
+    n = draw(st.integers(t0 + gap + horizon, t0 + gap + horizon + 25))
+    possible = (n - gap - horizon - t0) // step + 1
     spec = WalkForward(
         horizon=horizon,
-        step=draw(st.integers(1, 3)),
+        step=step,
         initial=initial,
         gap=gap,
         window=window,
         refit=draw(st.integers(0, 3)),
-        max_folds=draw(st.none() | st.integers(1, 8)),
+        max_folds=draw(st.none() | st.integers(1, min(possible, 8))),  # more than possible is an error
         anchor=draw(st.sampled_from(["start", "end"])),
     )
-    shortest = window if window is not None else initial
-    t0 = initial if initial is not None else window
     context = draw(st.none() | st.integers(1, shortest))
     batched = context is not None and draw(st.booleans())
-    n = draw(st.integers(t0 + gap + horizon, t0 + gap + horizon + 25))
     return Case(spec, n, context, batched)
 
 
@@ -469,13 +471,13 @@ def test_a_date_initial_on_an_undated_series_is_rejected() -> None:
             pd.Series(
                 [1.0, 2.0, 3.0, 4.0], index=pd.to_datetime(["2024-01-02", "2024-01-01", "2024-01-03", "2024-01-04"])
             ),
-            "dates must be sorted and unique",
+            r"dates must be sorted: 2024-01-01 00:00:00 \(position 1\) comes after 2024-01-02.*sort_index",
         ),
         (
             pd.Series(
                 [1.0, 2.0, 3.0, 4.0], index=pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-03", "2024-01-04"])
             ),
-            "dates must be sorted and unique",
+            r"dates must be unique: 2024-01-01 00:00:00 repeats at position 1.*one value per date",
         ),
         (np.zeros((4, 2)), r"one-dimensional, got shape \(4, 2\)"),
         (pd.Series(["1", "2", "x", "4"]), "series values must be numeric"),
@@ -486,8 +488,34 @@ def test_a_series_that_cannot_be_backtested_is_a_data_error(series: Any, message
         run(Naive(), series, WalkForward(horizon=1, initial=2))
 
 
+def test_one_metric_name_alone_scores_that_metric() -> None:
+    res = run(Naive(), positions(20), WalkForward(horizon=2, initial=10), metrics="rmse")
+    assert list(res.fold_metrics) == ["rmse"]
+
+
+def test_a_positional_series_records_positions_not_invented_dates() -> None:
+    res = run(Naive(), np.arange(20.0), WalkForward(horizon=2, initial=10))
+    assert (res.data.first, res.data.last, res.data.length) == ("0", "19", 20)
+    assert res.data == fingerprint(pd.Series(np.arange(20.0)))
+
+
+@pytest.mark.parametrize(
+    ("model", "spec", "error", "message"),
+    [
+        (None, WalkForward(horizon=1, initial=5), TypeError, r"^model must be a forecaster with fit\(history\) and "),
+        (Naive, WalkForward(horizon=1, initial=5), TypeError, r"^model must be an instance, got the class Naive"),
+        (object(), WalkForward(horizon=1, initial=5), TypeError, "got object, which lacks fit and predict"),
+        (Naive(), None, TypeError, r"^spec must be a backtest.WalkForward, got None \(NoneType\); e.g. WalkForward"),
+        (Naive(), {"horizon": 1}, TypeError, r"^spec must be a backtest.WalkForward, got \{'horizon': 1\} \(dict\)"),
+    ],
+)
+def test_a_model_or_spec_of_the_wrong_kind_is_named_before_anything_runs(model, spec, error, message) -> None:
+    with pytest.raises(error, match=message):
+        run(model, positions(20), spec)
+
+
 def test_an_unknown_metric_is_rejected_before_any_fit() -> None:
-    with pytest.raises(KeyError, match="unknown metric 'r2'; known metrics: rmse, mae"):
+    with pytest.raises(ValueError, match="unknown metric 'r2'; known metrics: rmse, mae"):
         run(RaisesInFit(), positions(20), WalkForward(horizon=1, initial=10), metrics=("mae", "r2"))
 
 

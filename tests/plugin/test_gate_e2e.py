@@ -166,7 +166,8 @@ def test_a_degraded_candidate_fails_the_horizon_that_regressed(
         "candidate  5d       rmse  * +0.00%    1.0000  20/20 * ok",
         "candidate  10d      rmse  * +*%    0.0*  19/19 * REGRESSED",
         "reason: candidate 10d rmse regressed",
-        f"registered candidate as {EXPERIMENT} v2; alias 'champion' NOT moved (gate verdict: fail)",
+        f"registered candidate as {EXPERIMENT} v2; alias 'champion' NOT moved: gate verdict fail; only pass (or no "
+        "champion yet) promotes",
     ])
     result.stdout.fnmatch_lines([f"FAILED {NODE_10D.replace('[', '[[]')} - forecast regression at 10d on r*"])
     result.stdout.no_fnmatch_line(f"FAILED {NODE_5D.replace('[', '[[]')}*")
@@ -266,7 +267,8 @@ def test_the_threshold_method_compares_means_of_every_gate_metric(
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
-        "forecast-mlflow: commit *; gate fail (threshold, metrics rmse,mae, tolerance 0, alpha 0.05); *",
+        "forecast-mlflow: commit *; gate fail (threshold, metrics rmse,mae, tolerance 0, alpha 0.05, min folds 10, "
+        "max detectable 60%); *",
         f"forecast gate: FAIL against {BASELINE}",
         TABLE_HEADER,
         "candidate  5d       rmse  * +0.00%       n/a  20/20 * ok",
@@ -290,7 +292,9 @@ def test_a_required_baseline_that_does_not_exist_fails_the_session(
     result = run_tracked(pytester, empty_store, "--forecast-require-baseline")
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=2)  # no test failed: the session did
+    result.assert_outcomes(passed=2, errors=1)  # no test failed: the gate did, and says so where CI looks
+    result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: candidate 5d rmse: no registered*",
+                                 "*= 2 passed, 1 error in *"])
     result.stdout.fnmatch_lines([
         f"forecast gate: FAIL against no registered model '{EXPERIMENT}' yet",
         TABLE_HEADER,
@@ -336,7 +340,8 @@ def test_no_fold_in_common_with_the_baseline_fails_the_session(
     result = run_tracked(pytester, champion_store)
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: candidate 5d rmse: 0 fold(s) pair with*"])
     result.stdout.fnmatch_lines([
         f"forecast gate: FAIL against {BASELINE}",
         TABLE_HEADER,
@@ -355,7 +360,8 @@ def test_a_deleted_baseline_run_fails_the_session_closed(pytester: pytest.Pytest
     result = run_tracked(pytester, champion_store)
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: the baseline cannot be read: *"])
     result.stdout.fnmatch_lines([
         "forecast gate: UNAVAILABLE against *",
         f"reason: the baseline cannot be read: the baseline {EXPERIMENT} v1 points at run {deleted}, which is "

@@ -46,7 +46,8 @@ def test_a_champion_without_fold_manifests_fails_closed(pytester: pytest.Pyteste
     result = run_tracked(pytester, empty_store)
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: the baseline cannot be read: *"])
     result.stdout.fnmatch_lines([
         "forecast gate: UNAVAILABLE against *",
         f"reason: the baseline cannot be read: baseline run {run_id} has no fold manifests*Promote a run logged "

@@ -1,0 +1,63 @@
+"""Who is writing a run, and whether that process still lives.
+
+A session killed with SIGKILL (the OOM killer, a cancelled CI job) cannot end its runs: they stay
+RUNNING forever, and a RUNNING run looks like work in progress. Every run the plugin creates carries
+the writer's host, pid and process start time as tags; a later session, the dashboard or replay asks
+:func:`is_dead` and marks runs whose writer is gone KILLED. Pure: no mlflow here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping
+
+HOST_TAG = "forecast.writer.host"
+PID_TAG = "forecast.writer.pid"
+STARTED_TAG = "forecast.writer.started"
+
+
+def _process_started(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), which tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: fields after the last ')' are fixed
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def writer_tags() -> dict[str, str]:
+    """Tags naming this process as the writer of a run."""
+    pid = os.getpid()
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(pid),
+        STARTED_TAG: _process_started(pid) or f"t{int(time.time())}",
+    }
+
+
+def is_dead(tags: Mapping[str, str]) -> bool:
+    """True only when the run's writer ran on this host and is certainly gone.
+
+    A writer on another host, or a run without writer tags (logged by something else), is never
+    declared dead: the answer would be a guess.
+    """
+    host, pid, started = tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG)
+    if not host or not pid or not pid.isdigit() or host != socket.gethostname():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    now = _process_started(int(pid))
+    if now is None:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return bool(started) and not started.startswith("t") and now != started
