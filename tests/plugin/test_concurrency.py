@@ -20,7 +20,9 @@ from mlflow import MlflowClient
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow]
 
-REPETITIONS = int(os.environ.get("FORECAST_CONCURRENCY_REPETITIONS", "20"))
+# Three repetitions in the default suite (a race that loses once in three shows within a few runs of CI);
+# the full stress run, twenty each, is `tox -e stress`.
+REPETITIONS = int(os.environ.get("FORECAST_CONCURRENCY_REPETITIONS", "3"))
 
 INNER = """
 import numpy as np, pandas as pd, pytest

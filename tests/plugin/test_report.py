@@ -81,10 +81,10 @@ def test_a_horizon_or_metric_the_baseline_lacks_is_named() -> None:
     other_label = compare(make_record(label="7d"), make_baseline(label="3d"))
     missing_metric = compare(make_record(metrics=("rmse", "mae")), make_baseline(), metrics=("mae",))
 
-    assert other_label[0].status == "no-baseline"
-    assert other_label[0].note == "baseline run 01234567 has no 7d manifest"
-    assert missing_metric[0].status == "no-baseline"
-    assert missing_metric[0].note == "baseline run 01234567 has no 3d/mae values"
+    assert other_label[0].status == "unmatched"  # a champion exists: the gate fails closed on it
+    assert other_label[0].note == "the champion fx v3 has no '7d' backtest (its horizons: 3d)"
+    assert missing_metric[0].status == "unmatched"
+    assert missing_metric[0].note == "the champion fx v3 has no per-fold mae at 3d"
 
 
 def test_a_metric_the_backtest_did_not_compute_is_an_error_row() -> None:
