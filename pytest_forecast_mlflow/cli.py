@@ -7,25 +7,35 @@
     forecast-mlflow ui        [--host 127.0.0.1] [--port 5000] [--artifact-root DIR]
     forecast-mlflow backup    DEST [--force] [--artifact-root DIR]
     forecast-mlflow restore   SRC [--force] [--artifact-root DIR]
-    forecast-mlflow replay    [JOURNAL ...]
+    forecast-mlflow replay    [JOURNAL ...] [--to-other-store]
 
 Every command takes ``--tracking-uri``; without it ``MLFLOW_TRACKING_URI`` is used, else the embedded
 store ``sqlite:///<current directory>/data/mlflow/mlflow.db`` with artifacts in ``mlruns`` next to it.
+``replay`` is the exception: it logs each journal to the store the journal records, and a URI given
+must name that store (``--to-other-store`` to log elsewhere on purpose).
 
 ``ui`` runs ``mlflow server`` in its own process group and, on Ctrl-C or SIGTERM, stops that whole
 group (SIGTERM, then SIGKILL after 10 s), so no uvicorn process outlives the command. MLflow's
 background job runner stays off unless ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION`` is set.
 
-Errors are one line that names the cause and the fix, with credentials masked, never a traceback.
-Exit codes: 0 done, 1 an operation failed (store unreadable or locked, server died, disk error),
-2 a usage error (bad arguments, a store of the wrong kind, a folder that is not a backup, refusing to
-overwrite without ``--force``). mlflow is imported inside the commands that need it, so ``--help``
+Errors are one line that names the cause and the fix, never a traceback. Everything the command
+prints (its own lines, MLflow's, exception texts) goes through
+:func:`~pytest_forecast_mlflow.store.mask_text` with the tracking URIs in play, and MLflow's
+"View run ... at: URL" lines are switched off.
+
+Exit codes: 0 done, 1 an operation failed (store unreadable or locked, server died, disk error, a
+model that replay could not log, replay refusing a store other than the journal's without
+``--to-other-store``), 2 a usage error (bad arguments, a store of the wrong kind, a folder that is
+not a backup, refusing to overwrite without ``--force``, a journal whose store must be given, or
+given again with its credentials). mlflow is imported inside the commands that need it, so ``--help``
 stays fast; ``backup`` and ``restore`` do not import it at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -37,11 +47,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import unquote, urlsplit
 
 from pytest_forecast_mlflow import __version__
@@ -50,12 +60,19 @@ from pytest_forecast_mlflow.store import (
     DB_NAME,
     TRACKING_URI_ENV,
     artifact_root_for,
+    canonical_uri,
+    default_artifact_root,
     default_tracking_uri,
-    mask_credentials,
+    has_masked_credentials,
+    mask_text,
     mask_uri,
+    relocate,
     sqlite_path,
     validate_tracking_uri,
 )
+
+if TYPE_CHECKING:
+    from pytest_forecast_mlflow.journal import Journal
 
 PROG = "forecast-mlflow"
 MANIFEST = "backup.json"
@@ -66,6 +83,8 @@ DEFAULT_METRIC = "rmse"
 DEFAULT_LIMIT = 10
 LOCK_TIMEOUT_S = 60.0
 JOB_EXECUTION_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+# MLflow prints "View run NAME at: <tracking URI>/#/..." when a run ends: the URI with its credentials
+SUPPRESS_URL_ENV = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 # sqlite3.SQLITE_BUSY / SQLITE_LOCKED exist as constants only from Python 3.11.
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
@@ -156,6 +175,18 @@ class RunRow:
     dirty: bool
     verdict: str
     values: dict[str, float] = field(default_factory=dict)
+    status: str = "FINISHED"
+
+    @property
+    def outcome(self) -> str:
+        """The verdict column: the gate verdict of a finished run, else the run's state.
+
+        A RUNNING run is "running" (its session is still writing, or died before the dashboard could
+        tell), a KILLED one "killed", a FAILED one "failed": never the "pass" its tag may hold.
+        """
+        if self.status in ("", "FINISHED"):
+            return self.verdict or "-"
+        return self.status.lower()
 
 
 @dataclass(frozen=True)
@@ -197,6 +228,7 @@ def run_row(run: object, metric: str, horizons: Sequence[str]) -> RunRow:
         dirty=tags.get("git.dirty", "").lower() in ("true", "1", "yes"),
         verdict=tags.get("forecast.verdict", ""),
         values={h: metrics[f"{h}/{metric}_mean"] for h in horizons if f"{h}/{metric}_mean" in metrics},
+        status=info.status or "",
     )
 
 
@@ -253,7 +285,7 @@ def format_experiment(view: ExperimentView, metric: str, limit: int) -> list[str
             _clip(row.model or "-", 20),
             row.role or "-",
             (row.commit + ("+" if row.dirty else "")) or "-",
-            row.verdict or "-",
+            row.outcome,
         ]
         for row in view.rows
     ]
@@ -279,14 +311,29 @@ def format_experiment(view: ExperimentView, metric: str, limit: int) -> list[str
     return lines
 
 
-def format_dashboard(shown_uri: str, views: Sequence[ExperimentView], metric: str, limit: int) -> str:
-    """The whole dashboard as text: pure, so it is tested without MLflow."""
+def format_dashboard(
+    shown_uri: str,
+    views: Sequence[ExperimentView],
+    metric: str,
+    limit: int,
+    killed: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> str:
+    """The whole dashboard as text: pure, so it is tested without MLflow.
+
+    ``killed`` are the runs this dashboard found RUNNING with their session's process gone, and ended;
+    ``notes`` go last, as they are.
+    """
     lines = [f"MLflow store: {shown_uri}"]
     for view in views:
         lines.append("")
         lines.extend(format_experiment(view, metric, limit))
     if any(view.rows for view in views):
         lines += ["", f"* {CHAMPION_ALIAS}   + uncommitted changes   {metric}: mean over folds (H/{metric}_mean)"]
+    if killed:
+        ids = ", ".join(run_id[:8] for run_id in killed)
+        lines.append(f"marked {len(killed)} run(s) KILLED: their session's process ended without closing them ({ids})")
+    lines.extend(notes)
     return "\n".join(lines) + "\n"
 
 
@@ -320,6 +367,22 @@ def _experiments(client: object, names: Sequence[str] | None, shown: str) -> lis
     return list(client.search_experiments())  # type: ignore[attr-defined]
 
 
+def _end_dead_runs(client: object, experiments: Sequence[object]) -> tuple[list[str], list[str]]:
+    """End as KILLED the RUNNING runs whose session was killed (SIGKILL leaves them RUNNING forever).
+
+    Returns the ids ended, and a note when the store refused the write (a read-only user, say): the
+    dashboard still shows the runs, as "running".
+    """
+    from mlflow.exceptions import MlflowException
+
+    from pytest_forecast_mlflow.tracking import mark_dead_runs
+
+    try:
+        return mark_dead_runs(client, [e.experiment_id for e in experiments]), []  # type: ignore[attr-defined]
+    except MlflowException as exc:
+        return [], [f"note: runs of dead sessions could not be marked KILLED: {_first_line(exc.message)}"]
+
+
 def cmd_dashboard(args: argparse.Namespace, out: TextIO) -> int:
     store = _store_args(args)
     if store.db is not None and not store.db.exists():
@@ -336,7 +399,9 @@ def cmd_dashboard(args: argparse.Namespace, out: TextIO) -> int:
     metric = args.metric
     views: list[tuple[int, ExperimentView]] = []
     try:
-        for experiment in _experiments(client, args.experiment, store.shown):
+        experiments = _experiments(client, args.experiment, store.shown)
+        killed, notes = _end_dead_runs(client, experiments)
+        for experiment in experiments:
             runs = client.search_runs(
                 [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=args.limit
             )
@@ -367,7 +432,7 @@ def cmd_dashboard(args: argparse.Namespace, out: TextIO) -> int:
         )
         return 0
     views.sort(key=lambda item: item[0], reverse=True)  # stable: experiments with no runs keep their order
-    out.write(format_dashboard(store.shown, [view for _, view in views], metric, args.limit))
+    out.write(format_dashboard(store.shown, [view for _, view in views], metric, args.limit, killed, notes))
     return 0
 
 
@@ -622,6 +687,16 @@ def _mlflow_version() -> str:
         return "unknown"
 
 
+def _remove_database(path: Path) -> None:
+    for leftover in (
+        path,
+        path.with_name(f"{path.name}-wal"),
+        path.with_name(f"{path.name}-shm"),
+        path.with_name(f"{path.name}-journal"),
+    ):
+        _remove(leftover)
+
+
 def _is_within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
@@ -739,6 +814,68 @@ def _local_path(location: str | None) -> Path:
     return Path()
 
 
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def rewrite_artifact_locations(db: Path, old_root: Path, new_root: Path) -> int:
+    """Point every location under ``old_root`` in the database ``db`` at ``new_root``; returns the rows changed.
+
+    A store keeps absolute artifact locations (``experiments.artifact_location``, ``runs.artifact_uri``,
+    ``model_versions.source``/``storage_location``, ``logged_models.artifact_location``, JSON in tags).
+    Every text column of every table is searched, so a location MLflow adds in a later schema moves too;
+    key columns are left alone. One transaction: the database is rewritten whole or not at all.
+    """
+    if old_root == new_root:
+        return 0
+    needles = {old_root.as_posix(), old_root.as_uri()[len("file://") :]}
+    conn = _connect(db, must_exist=True)
+    conn.isolation_level = None
+    changed = 0
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "AND sql NOT LIKE '%WITHOUT ROWID%'"
+            )
+        ]
+        for table in tables:
+            keys = {row[3] for row in conn.execute(f"PRAGMA foreign_key_list({_quoted(table)})")}
+            columns = [
+                row[1]
+                for row in conn.execute(f"PRAGMA table_info({_quoted(table)})")
+                if not row[5] and row[1] not in keys  # row[5]: part of the primary key
+            ]
+            if not columns:
+                continue
+            where = " OR ".join(f"instr({_quoted(c)}, ?) > 0" for c in columns for _ in needles)
+            found = conn.execute(
+                f"SELECT rowid, {', '.join(_quoted(c) for c in columns)} FROM {_quoted(table)} WHERE {where}",
+                [needle for _ in columns for needle in needles],
+            ).fetchall()
+            for rowid, *values in found:
+                moved = {
+                    column: relocate(value, old_root, new_root)
+                    for column, value in zip(columns, values)
+                    if isinstance(value, str)
+                }
+                moved = {c: v for c, v in moved.items() if v != values[columns.index(c)]}
+                if moved:
+                    assignments = ", ".join(f"{_quoted(c)} = ?" for c in moved)
+                    conn.execute(f"UPDATE {_quoted(table)} SET {assignments} WHERE rowid = ?", [*moved.values(), rowid])
+                    changed += 1
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return changed
+
+
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     store = _store_args(args)
     db, artifacts = _require_sqlite(store, "restore")
@@ -747,6 +884,8 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     if src == db.parent or src / DB_NAME == db:
         raise CliError(f"SRC {src} is the store itself; give a backup folder", 2)
     summary = summarize_db(src / DB_NAME)
+    recorded_root = manifest.get("source_artifact_root")
+    old_root = Path(str(recorded_root)) if recorded_root else None
     existing = db.exists() or (artifacts.is_dir() and any(artifacts.iterdir()))
     if existing and not args.force:
         raise CliError(
@@ -760,7 +899,13 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
         staged = artifacts.with_name(f"{artifacts.name}.restoring")
         _remove(staged)
         n_files = _copy_artifacts(src / ARTIFACTS_DIR, staged)  # may fail: the store is untouched so far
-        sqlite_online_copy(src / DB_NAME, db)
+        # the backup's locations are rewritten in a staged copy, which then replaces the database whole
+        staged_db = db.with_name(f"{db.name}.restoring")
+        _remove_database(staged_db)
+        sqlite_online_copy(src / DB_NAME, staged_db)
+        rewritten = rewrite_artifact_locations(staged_db, old_root, artifacts) if old_root is not None else 0
+        sqlite_online_copy(staged_db, db)
+        _remove_database(staged_db)
         replaced = artifacts.with_name(f"{artifacts.name}.replaced")
         _remove(replaced)
         if artifacts.exists():
@@ -777,6 +922,10 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
         f"restored {summary.runs} runs in {summary.experiments} experiments and {n_files} artifact files "
         f"into {store.shown} (backup of {manifest.get('source_uri')} taken {manifest.get('created')})\n"
     )
+    if old_root is not None and old_root != artifacts:
+        out.write(f"rewrote {rewritten} rows of artifact locations from {old_root} to {artifacts}\n")
+    elif old_root is None:
+        out.write("note: the backup does not say where its artifacts were, so locations were not rewritten\n")
     if manifest.get("mlflow_version") not in (None, _mlflow_version()):
         out.write(
             f"note: the backup was taken with mlflow {manifest.get('mlflow_version')}, this is mlflow "
@@ -785,7 +934,7 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     if foreign:
         out.write(
             f"note: {len(foreign)} experiment(s) record artifact locations outside {artifacts} "
-            f"(e.g. {foreign[0]}); the store was backed up elsewhere, and runs look for artifacts there\n"
+            f"(e.g. {foreign[0]}), which restore does not move; their runs look for artifacts there\n"
         )
     return 0
 
@@ -793,12 +942,64 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
 # -------------------------------------------------------------------------------------------- replay
 
 
-def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
-    """Log spooled journals into the store, each exactly once."""
-    from pytest_forecast_mlflow.journal import replay
-    from pytest_forecast_mlflow.settings import Settings
+@dataclass(frozen=True)
+class ReplayTarget:
+    """The store one journal is replayed into, and a line to print when it is not the recorded one."""
 
-    store = _store_args(args)
+    store: Store
+    note: str = ""
+
+
+def _explicit_uri(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``--tracking-uri`` or ``MLFLOW_TRACKING_URI``, with its source; replay never guesses a default store."""
+    if getattr(args, "tracking_uri", None):
+        return args.tracking_uri, "--tracking-uri"
+    if os.environ.get(TRACKING_URI_ENV):
+        return os.environ[TRACKING_URI_ENV], TRACKING_URI_ENV
+    return None
+
+
+def replay_target(journal: Journal, explicit: tuple[str, str] | None, to_other_store: bool) -> ReplayTarget:
+    """Where ``journal`` is replayed: the store it records, unless told otherwise on purpose.
+
+    A URI given on the command line or in ``MLFLOW_TRACKING_URI`` must name the recorded store (compared
+    masked, sqlite paths made absolute); another store needs ``--to-other-store``. A recorded URI whose
+    credentials were masked must be given again in full. A format-1 journal records no store.
+    """
+    recorded = journal.destination.tracking_uri
+    name = journal.folder.name
+    if explicit is None:
+        if recorded is None:
+            raise CliError(
+                f"journal {name} (format 1) does not record the store it was meant for; pass it with "
+                f"--tracking-uri URI or {TRACKING_URI_ENV}",
+                2,
+            )
+        if has_masked_credentials(recorded):
+            raise CliError(
+                f"journal {name} was spooled for {recorded}, and a journal never keeps credentials; pass the full "
+                f"URI, credentials included, with --tracking-uri URI or {TRACKING_URI_ENV}",
+                2,
+            )
+        return ReplayTarget(replace(resolve_store(recorded), source=f"recorded in journal {name}"))
+    uri, source = explicit
+    store = resolve_store(uri) if source == "--tracking-uri" else resolve_store(None)
+    if recorded is None or canonical_uri(uri) == recorded:
+        return ReplayTarget(store)
+    if not to_other_store:
+        raise CliError(
+            f"journal {name} was spooled for {recorded}, but {source} names {canonical_uri(uri)}; leave "
+            f"{source} out to log where the session meant to, or pass --to-other-store to log to "
+            f"{canonical_uri(uri)} deliberately",
+            1,
+        )
+    return ReplayTarget(store, f"logging to {store.shown} instead of the recorded {recorded} (--to-other-store)")
+
+
+def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """Log spooled journals into the stores they were meant for, each exactly once."""
+    from pytest_forecast_mlflow.journal import read_journal, replay
+
     root = Path.cwd()
     folders = [Path(j) for j in args.journals] or sorted(
         p.parent for p in (root / "data" / "mlflow" / "journal").glob("*/journal.json")
@@ -806,21 +1007,41 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     if not folders:
         out.write(f"no journal to replay under {root / 'data' / 'mlflow' / 'journal'}\n")
         return 0
-    settings = Settings(experiment=None, tracking_uri=store.uri,
-                        artifact_root=store.artifacts or root / "data" / "mlflow" / "mlruns", rootdir=root)
-    failed = 0
+    explicit = _explicit_uri(args)
+    plan = []  # every journal is read and its store settled before anything is logged
     for folder in folders:
         try:
-            lines = replay(folder, settings)
+            journal = read_journal(folder)
         except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc), 2) from None
+        plan.append((journal, None if journal.replayed else replay_target(journal, explicit, args.to_other_store)))
+
+    failed = 0
+    for journal, target in plan:
+        name = journal.folder.name
+        if target is None:
+            out.write(f"{name}: already replayed\n")
+            continue
+        if target.note:
+            out.write(f"{name}: {target.note}\n")
+        store = target.store
+        artifacts = store.artifacts or default_artifact_root(journal.project_root() or root)
+        try:
+            result = replay(journal, journal.settings(store.uri, artifacts))
         except Exception as exc:
-            sys.stderr.write(f"{PROG} replay: error: {folder}: {mask_credentials(_first_line(str(exc)))}; the journal "
-                             "is kept, run replay again once the store is reachable\n")
+            sys.stderr.write(
+                f"{PROG} replay: error: {name}: {_first_line(str(exc))}; the journal is kept, run "
+                "replay again once the store is reachable\n"
+            )
             failed += 1
             continue
-        for line in lines:
-            out.write(f"{folder.name}: {line}\n")
+        for line in result.lines():
+            out.write(f"{name}: {line}\n")
+        for failure in result.failures:
+            sys.stderr.write(f"{PROG} replay: error: {name}: {failure}\n")
+        failed += not result.ok
+        for line in result.promotion:
+            out.write(f"{line}\n")
     return 1 if failed else 0
 
 
@@ -831,7 +1052,75 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors as one line that points at --help (exit code 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {mask_credentials(message)}; see '{self.prog} --help'\n")
+        self.exit(2, f"{self.prog}: error: {mask_text(message)}; see '{self.prog} --help'\n")
+
+
+class _MaskedStream(io.TextIOBase):
+    """A text stream that masks credentials before they reach ``stream``, a whole line at a time.
+
+    Lines are held until their newline (or a flush), so a URL written in pieces is still masked.
+    """
+
+    def __init__(self, stream: TextIO, secrets_from: tuple[str, ...]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._secrets = secrets_from
+        self._pending = ""
+        self._lock = threading.Lock()  # MLflow may log from its own threads
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            head, newline, self._pending = self._pending.rpartition("\n")
+            if newline:
+                self._stream.write(mask_text(head + newline, secrets_from=self._secrets))
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._stream.write(mask_text(self._pending, secrets_from=self._secrets))
+                self._pending = ""
+        self._stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", "utf-8")
+
+
+@contextlib.contextmanager
+def _masked_output(argv: Sequence[str]) -> Iterator[None]:
+    """Everything printed while the command runs, by it or by MLflow, passes through :func:`mask_text`.
+
+    The secrets are those of every URI on the command line and in ``MLFLOW_TRACKING_URI``; MLflow's
+    "View run ... at: URL" lines are switched off for the command's duration.
+    """
+    secrets = (*(arg for arg in argv if "://" in arg), os.environ.get(TRACKING_URI_ENV) or "")
+    secrets = tuple(s for s in secrets if s)
+    streams = sys.stdout, sys.stderr
+    previous = os.environ.get(SUPPRESS_URL_ENV)
+    os.environ[SUPPRESS_URL_ENV] = "true"
+    sys.stdout, sys.stderr = (_MaskedStream(stream, secrets) for stream in streams)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for masked in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                masked.flush()
+        sys.stdout, sys.stderr = streams
+        if previous is None:
+            os.environ.pop(SUPPRESS_URL_ENV, None)
+        else:
+            os.environ[SUPPRESS_URL_ENV] = previous
 
 
 def _positive_int(text: str) -> int:
@@ -938,16 +1227,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="Log results spooled while the store was unavailable",
         description=(
             "Log the journals that --mlflow-on-unavailable=spool wrote (default: every pending one under "
-            "data/mlflow/journal/) into the store, exactly once: a second replay creates nothing new."
+            "data/mlflow/journal/) into the store each was meant for, exactly once: a second replay creates "
+            "nothing new. --tracking-uri must name that store (give it in full when it has credentials)."
         ),
     )
     replay.add_argument("journals", nargs="*", metavar="JOURNAL", help="Journal folders (default: all pending)")
+    replay.add_argument(
+        "--to-other-store",
+        action="store_true",
+        help="Log to the store --tracking-uri names even though the journal was spooled for another one",
+    )
     replay.set_defaults(handler=cmd_replay)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``forecast-mlflow``; returns the exit code instead of raising ``SystemExit``."""
+    """Entry point of ``forecast-mlflow``; returns the exit code instead of raising ``SystemExit``.
+
+    Whatever the command prints, on stdout or stderr, is masked with the URIs of ``argv`` and of
+    ``MLFLOW_TRACKING_URI`` as the secrets to remove.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with _masked_output(argv):
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -958,13 +1263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, sys.stdout)
     except CliError as exc:
-        sys.stderr.write(f"{prefix} {mask_credentials(exc.message)}\n")
+        sys.stderr.write(f"{prefix} {exc.message}\n")
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG} {args.command}: interrupted\n")
         return 130
     except Exception as exc:  # the contract is one line, never a traceback
-        detail = mask_credentials(_first_line(str(exc))) or "no details"
+        detail = _first_line(str(exc)) or "no details"
         sys.stderr.write(f"{prefix} unexpected {type(exc).__name__}: {detail}; please report it with this line\n")
         return 1
 

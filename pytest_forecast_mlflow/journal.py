@@ -5,30 +5,167 @@ every record, outcome, tag and the verdict, plus the candidate's saved model fil
 exactly once: runs carry the session id in ``forecast.session`` and a run is only skipped when it was
 logged completely (``forecast.logged=complete``); a run a crash left half-written is deleted and
 logged again. A replayed journal is renamed ``journal.replayed.json``.
+
+Format 2 (written now) also records where the results were going and how to load them::
+
+    destination  tracking_uri (masked, sqlite paths absolute), registered_model, alias, register, promote
+    gate         the gate's settings under their Settings names: gate, gate_metrics, tolerance, alpha,
+                 method, and those of GATE_FIELDS this plugin version has (require_baseline, min_folds, ...)
+    imports      rootdir, sys_path (the session's sys.path entries under the rootdir, relative to it)
+
+Format 1 journals are still read; they name no store, so replaying them needs an explicit one.
+Credentials never reach a journal: the tracking URI and the failure's reason are masked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import shutil
+import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .gate import Row, Verdict
 from .records import Record
 from .settings import Settings
+from .store import canonical_uri, mask_text
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+PENDING = "journal.json"
+REPLAYED = "journal.replayed.json"
+#: Settings that decide the gate, recorded so a replay can gate exactly as the session would have.
+GATE_FIELDS = (
+    "gate",
+    "gate_metrics",
+    "tolerance",
+    "alpha",
+    "method",
+    "require_baseline",
+    "min_folds",
+    "max_detectable",
+    "inconclusive",
+    "allow_scope_change",
+)
 
 
 def journal_root(settings: Settings) -> Path:
     return settings.rootdir / "data" / "mlflow" / "journal"
 
 
-def write_journal(settings: Settings, *, records: list[Record], outcomes: dict[str, str], status: str,
-                  session_id: str, tags: dict[str, str], verdict: Verdict | None, skill: dict, reason: str) -> Path:
+@dataclass(frozen=True)
+class Destination:
+    """Where the session meant to log. ``tracking_uri`` is masked; ``None`` in a format-1 journal."""
+
+    tracking_uri: str | None
+    registered_model: str
+    alias: str = "champion"
+    register: bool = False
+    promote: bool = False
+
+
+@dataclass(frozen=True)
+class Journal:
+    """One spooled session, as read from its folder."""
+
+    folder: Path
+    path: Path
+    format: int
+    session_id: str
+    status: str
+    experiment: str
+    run_name: str | None
+    reason: str
+    written: str
+    destination: Destination
+    gate: dict[str, Any]
+    rootdir: Path | None
+    sys_path: tuple[str, ...]
+    tags: dict[str, str]
+    outcomes: dict[str, str]
+    skill: dict[str, Any]
+    verdict: dict[str, Any] | None
+    records: tuple[dict[str, Any], ...]
+
+    @property
+    def replayed(self) -> bool:
+        return self.path.name == REPLAYED
+
+    def project_root(self) -> Path | None:
+        """The session's rootdir, or, when it has moved, the project holding this journal folder."""
+        if self.rootdir is not None and self.rootdir.is_dir():
+            return self.rootdir
+        parents = self.folder.resolve().parents
+        if len(parents) > 3 and parents[0].name == "journal" and parents[1].name == "mlflow":
+            return parents[3]
+        return None
+
+    def import_paths(self) -> list[Path]:
+        """The folders replay puts on ``sys.path`` so the session's model classes import: the rootdir first."""
+        root = self.project_root()
+        if root is None:
+            return []
+        paths = [root]
+        for entry in self.sys_path:
+            path = (root / entry).resolve()
+            if path not in paths:
+                paths.append(path)
+        return [path for path in paths if path.is_dir()]
+
+    def settings(self, tracking_uri: str, artifact_root: Path) -> Settings:
+        """The settings replay logs with: the session's, pointed at ``tracking_uri``."""
+        known = {f.name for f in dataclasses.fields(Settings)}
+        gate = {name: value for name, value in self.gate.items() if name in known}
+        if "gate_metrics" in gate:
+            gate["gate_metrics"] = tuple(gate["gate_metrics"])
+        return Settings(
+            experiment=self.experiment,
+            tracking_uri=tracking_uri,
+            artifact_root=artifact_root,
+            rootdir=self.project_root() or Path.cwd(),
+            run_name=self.run_name,
+            register=self.destination.register,
+            promote=self.destination.promote,
+            registered_model=self.destination.registered_model,
+            alias=self.destination.alias,
+            **gate,
+        )
+
+
+def _project_sys_path(rootdir: Path) -> list[str]:
+    """This process's ``sys.path`` entries that lie under ``rootdir``, relative to it, in order."""
+    root = rootdir.resolve()
+    found: list[str] = []
+    for entry in sys.path:
+        try:
+            path = Path(entry or os.getcwd()).resolve()  # "" is the current directory
+        except (OSError, RuntimeError):
+            continue
+        if path == root or root in path.parents:
+            relative = path.relative_to(root).as_posix()
+            if relative not in found:
+                found.append(relative)
+    return found
+
+
+def write_journal(
+    settings: Settings,
+    *,
+    records: list[Record],
+    outcomes: dict[str, str],
+    status: str,
+    session_id: str,
+    tags: dict[str, str],
+    verdict: Verdict | None,
+    skill: dict,
+    reason: str,
+) -> Path:
     folder = journal_root(settings) / f"{time.strftime('%Y%m%dT%H%M%S')}-{session_id[:12]}"
     models = folder / "models"
     models.mkdir(parents=True, exist_ok=True)
@@ -41,25 +178,88 @@ def write_journal(settings: Settings, *, records: list[Record], outcomes: dict[s
         kept.append(record.to_json())
     payload = {
         "format": FORMAT,
-        "reason": reason,
+        "reason": mask_text(reason, secrets_from=settings.tracking_uri),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "session_id": session_id,
         "status": status,
         "experiment": settings.experiment,
         "run_name": settings.run_name,
-        "registered_model": settings.registered_model,
-        "gate": settings.gate,
+        "destination": {
+            "tracking_uri": canonical_uri(settings.tracking_uri),
+            "registered_model": settings.registered_model,
+            "alias": settings.alias,
+            "register": settings.register,
+            "promote": settings.promote,
+        },
+        "gate": {
+            name: list(value) if isinstance(value, tuple) else value
+            for name in GATE_FIELDS
+            if (value := getattr(settings, name, None)) is not None
+        },
+        "imports": {
+            "rootdir": str(settings.rootdir.resolve()),
+            "sys_path": _project_sys_path(settings.rootdir),
+        },
         "tags": tags,
         "outcomes": outcomes,
         "skill": skill,
         "verdict": verdict.to_json() if verdict else None,
         "records": kept,
     }
-    path = folder / "journal.json"
+    path = folder / PENDING
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload))
     tmp.replace(path)  # atomic: a journal is either whole or absent
     return folder
+
+
+def read_journal(folder: Path) -> Journal:
+    """The journal in ``folder``, pending or already replayed; ``FileNotFoundError``/``ValueError`` say why not."""
+    folder = Path(folder)
+    path = folder / PENDING
+    if not path.exists():
+        path = folder / REPLAYED
+        if not path.exists():
+            raise FileNotFoundError(f"{folder}: no {PENDING} here; pass a folder under data/mlflow/journal/")
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable journal ({exc}); it is damaged or not a journal") from None
+    version = payload.get("format")
+    if version not in READABLE_FORMATS:
+        raise ValueError(
+            f"{path}: journal format {version!r} is not one of {READABLE_FORMATS}; replay it with the "
+            "plugin version that wrote it"
+        )
+    if version == 1:
+        destination = Destination(tracking_uri=None, registered_model=payload["registered_model"])
+        gate = {"gate": payload["gate"]}
+        rootdir, sys_path = None, ()
+    else:
+        destination = Destination(**payload["destination"])
+        gate = dict(payload["gate"])
+        rootdir = Path(payload["imports"]["rootdir"])
+        sys_path = tuple(payload["imports"]["sys_path"])
+    return Journal(
+        folder=folder,
+        path=path,
+        format=version,
+        session_id=payload["session_id"],
+        status=payload["status"],
+        experiment=payload["experiment"],
+        run_name=payload.get("run_name"),
+        reason=payload.get("reason", ""),
+        written=payload.get("written", ""),
+        destination=destination,
+        gate=gate,
+        rootdir=rootdir,
+        sys_path=sys_path,
+        tags=payload["tags"],
+        outcomes=payload["outcomes"],
+        skill=payload["skill"],
+        verdict=payload["verdict"],
+        records=tuple(payload["records"]),
+    )
 
 
 def _verdict(payload: dict[str, Any] | None) -> Verdict | None:
@@ -69,44 +269,139 @@ def _verdict(payload: dict[str, Any] | None) -> Verdict | None:
     return Verdict(payload["status"], rows, payload["baseline"], tuple(payload["reasons"]))
 
 
-def replay(folder: Path, settings: Settings) -> list[str]:
-    """Log a journal into the store of ``settings``; returns what it did, one line per model."""
+@contextlib.contextmanager
+def project_imports(journal: Journal) -> Iterator[list[Path]]:
+    """Put the session's project folders first on ``sys.path`` while replay unpickles and logs its models."""
+    added = [str(path) for path in journal.import_paths() if str(path) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield [Path(p) for p in added]
+    finally:
+        for entry in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+
+
+@dataclass(frozen=True)
+class ReplayedRun:
+    """A model's run in the store after replay: logged now, or by an earlier replay."""
+
+    model: str
+    role: str
+    run_id: str
+    logged_now: bool
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What one replay did. ``failures`` non-empty means the journal is kept for another replay."""
+
+    journal: Journal
+    runs: tuple[ReplayedRun, ...] = ()
+    deleted: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+    promotion: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def lines(self) -> list[str]:
+        """One line per run and per half-written run removed; failures and promotion are reported apart."""
+        if self.journal.replayed and not self.runs:
+            return ["already replayed"]
+        lines = list(self.deleted)
+        for run in self.runs:
+            lines.append(
+                f"{run.model}: logged as run {run.run_id}"
+                if run.logged_now
+                else f"{run.model}: already logged (run {run.run_id}), skipped"
+            )
+        return lines
+
+
+def replay(journal: Journal, settings: Settings) -> ReplayResult:
+    """Log ``journal`` into the store of ``settings``, exactly once.
+
+    A model whose run was logged but whose model could not be (an import error, a damaged file) is
+    a failure: its run is deleted and the journal kept, so the next replay logs it again.
+    """
     from .tracking import Tracking
 
-    path = Path(folder) / "journal.json"
-    if not path.exists():
-        done = Path(folder) / "journal.replayed.json"
-        if done.exists():
-            return [f"{folder}: already replayed"]
-        raise FileNotFoundError(f"{folder}: no journal.json here; pass a folder under data/mlflow/journal/")
-    payload = json.loads(path.read_text())
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: journal format {payload.get('format')!r} is not {FORMAT}; replay it with the "
-                         "plugin version that wrote it")
-    settings = dataclasses.replace(settings, experiment=payload["experiment"], run_name=payload["run_name"],
-                                   registered_model=payload["registered_model"], gate=payload["gate"])
+    if journal.replayed:
+        return ReplayResult(journal)
     tracking = Tracking(settings)
-    experiment_id = tracking.experiment_id(payload["experiment"])
-    records = [Record.from_json(item) for item in payload["records"]]
+    experiment_id = tracking.experiment_id(journal.experiment)
+    records = [Record.from_json(item) for item in journal.records]
     existing = tracking.client.search_runs(
-        [experiment_id], filter_string=f"tags.`forecast.session` = '{payload['session_id']}'", max_results=1000)
-    complete = {run.data.tags.get("forecast.model") for run in existing
-                if run.data.tags.get("forecast.logged") == "complete"}
-    lines = []
+        [experiment_id], filter_string=f"tags.`forecast.session` = '{journal.session_id}'", max_results=1000
+    )
+    complete = {}
+    deleted = []
     for run in existing:
-        if run.data.tags.get("forecast.logged") != "complete":
+        model = run.data.tags.get("forecast.model", "")
+        if run.data.tags.get("forecast.logged") == "complete":
+            complete[model] = ReplayedRun(model, run.data.tags.get("forecast.role", ""), run.info.run_id, False)
+        else:
             tracking.client.delete_run(run.info.run_id)
-            lines.append(f"deleted half-written run {run.info.run_id} of {run.data.tags.get('forecast.model')}")
+            deleted.append(f"deleted half-written run {run.info.run_id} of {model}")
     pending = [r for r in records if r.model not in complete]
-    for model in sorted(complete):
-        lines.append(f"{model}: already logged, skipped")
+    runs = [complete[model] for model in sorted(complete)]
+    failures = []
     if pending:
-        logged = tracking.log_session(
-            experiment_id, pending, verdict=_verdict(payload["verdict"]), outcomes=payload["outcomes"],
-            status=payload["status"], session_id=payload["session_id"],
-            extra_tags={**payload["tags"], "forecast.replayed_from": str(folder)}, baseline=None,
-            skill=payload["skill"],
-        )
-        lines += [f"{run.model}: logged as run {run.run_id}" for run in logged]
-    path.replace(path.with_name("journal.replayed.json"))
-    return lines
+        with project_imports(journal):
+            logged = tracking.log_session(
+                experiment_id,
+                pending,
+                verdict=_verdict(journal.verdict),
+                outcomes=journal.outcomes,
+                status=journal.status,
+                session_id=journal.session_id,
+                extra_tags={**journal.tags, "forecast.replayed_from": str(journal.folder)},
+                baseline=None,
+                skill=journal.skill,
+            )
+        for run in logged:
+            if run.error:
+                tracking.client.delete_run(run.run_id)  # so the next replay logs it again, model included
+                failures.append(
+                    f"{run.model}: the model could not be logged ({run.error}); its run is deleted "
+                    f"and the journal kept: make its classes importable, then replay again"
+                )
+            else:
+                runs.append(ReplayedRun(run.model, run.role, run.run_id, True))
+    promotion = _promotion(journal, runs) if not failures else ()
+    if not failures:
+        journal.path.replace(journal.path.with_name(REPLAYED))
+    return ReplayResult(journal, tuple(runs), tuple(deleted), tuple(failures), promotion)
+
+
+def _promotion(journal: Journal, runs: list[ReplayedRun]) -> tuple[str, ...]:
+    """The session's register/promote request, decided here once its runs are in the store.
+
+    For now replay never registers or promotes: it says so, and how to do it. Lines start with
+    ``NOT PROMOTED:`` (or ``NOT REGISTERED:``) so scripts and people cannot miss them.
+    """
+    destination = journal.destination
+    if not (destination.promote or destination.register):
+        return ()
+    status = (journal.verdict or {}).get("status", "none")
+    name, alias = destination.registered_model, destination.alias
+    lines = []
+    for run in runs:
+        if run.role != "candidate":
+            continue
+        by_hand = f"mlflow.register_model('runs:/{run.run_id}/model', '{name}')"
+        if destination.promote:
+            lines.append(
+                f"NOT PROMOTED: {journal.folder.name}: the session asked to promote {run.model} (run {run.run_id}) "
+                f"to {name}@{alias}, but replay does not register or promote (gate verdict when spooled: {status}). "
+                f"Run the session again against this store with --mlflow-promote to gate and promote it, or by "
+                f"hand: {by_hand}, then MlflowClient().set_registered_model_alias('{name}', '{alias}', VERSION)"
+            )
+        else:
+            lines.append(
+                f"NOT REGISTERED: {journal.folder.name}: the session asked to register {run.model} "
+                f"(run {run.run_id}) as a version of {name}, but replay does not register; by hand: {by_hand}"
+            )
+    return tuple(lines)

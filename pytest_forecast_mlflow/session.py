@@ -25,16 +25,7 @@ import pytest
 from .gate import Baseline, Row, Verdict, compare_record, decide
 from .records import Record, from_result
 from .settings import Settings
-from .store import mask_uri
-
-try:  # TEMP until store.mask_text lands
-    from .store import mask_text
-except ImportError:  # pragma: no cover
-    from .store import mask_credentials as _mc
-
-    def mask_text(text, secrets_from=None):
-        return _mc(text)
-
+from .store import mask_text, mask_uri
 
 WORKER_KEY = "forecast_mlflow"
 #: the pseudo-test that carries gate failures no single test owns (see ForecastSession._report_gate_error)

@@ -31,16 +31,7 @@ from . import __version__
 from .gate import Baseline, BaselineHorizon, Verdict
 from .records import Record, sanitize
 from .settings import Settings
-from .store import mask_uri, sqlite_path
-
-try:  # TEMP until store.mask_text lands
-    from .store import mask_text
-except ImportError:  # pragma: no cover
-    from .store import mask_credentials as _mc
-
-    def mask_text(text, secrets_from=None):
-        return _mc(text)
-
+from .store import mask_text, mask_uri, sqlite_path
 
 log = logging.getLogger(__name__)
 

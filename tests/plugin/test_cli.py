@@ -25,14 +25,9 @@ import pytest
 
 from pytest_forecast_mlflow import cli
 from pytest_forecast_mlflow.cli import main
-from pytest_forecast_mlflow.store import (
-    default_artifact_root,
-    default_tracking_uri,
-    mask_credentials,
-    mask_uri,
-    sqlite_path,
-    validate_tracking_uri,
-)
+from pytest_forecast_mlflow.store import default_artifact_root, default_tracking_uri
+
+from .conftest import Store, make_project, run_tracked
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
 
@@ -164,43 +159,7 @@ def assert_one_line_error(err: str, *fragments: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- store
-
-
-@pytest.mark.parametrize(
-    ("uri", "masked"),
-    [
-        ("https://user:token@mlflow.example.com/path", "https://***@mlflow.example.com/path"),
-        ("https://token@mlflow.example.com", "https://***@mlflow.example.com"),
-        ("http://user:p@ss@host:5000", "http://***@host:5000"),
-        ("postgresql://u:pw@db/mlflow", "postgresql://***@db/mlflow"),
-        ("https://mlflow.example.com/a@b", "https://mlflow.example.com/a@b"),
-        ("sqlite:////tmp/x/mlflow.db", "sqlite:////tmp/x/mlflow.db"),
-        ("", ""),
-    ],
-)
-def test_mask_uri(uri: str, masked: str) -> None:
-    assert mask_uri(uri) == masked
-
-
-def test_mask_credentials_in_free_text() -> None:
-    text = "API request to https://alice:s3cret@host/api failed; retried http://bob:pw@other:5000/x"
-    assert mask_credentials(text) == "API request to https://***@host/api failed; retried http://***@other:5000/x"
-
-
-def test_store_paths(tmp_path: Path) -> None:
-    assert default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/data/mlflow/mlflow.db"
-    assert default_artifact_root(tmp_path) == tmp_path.resolve() / "data" / "mlflow" / "mlruns"
-    assert sqlite_path(default_tracking_uri(tmp_path)) == tmp_path.resolve() / "data" / "mlflow" / "mlflow.db"
-    assert sqlite_path("sqlite:///rel/m.db?timeout=20") == Path("rel/m.db")
-    assert sqlite_path("sqlite:///:memory:") is None
-    assert sqlite_path("https://host") is None
-
-
-@pytest.mark.parametrize("uri", ["./mlruns", "mlruns", "file:///tmp/mlruns", "ftp://u:pw@host/x", "sqlite://"])
-def test_validate_tracking_uri_rejects_what_mlflow_cannot_store_in(uri: str) -> None:
-    with pytest.raises(ValueError, match=r"use a database such as sqlite:///") as info:
-        validate_tracking_uri(uri)
-    assert "pw" not in str(info.value)
+# (masking, validation and paths are tested in test_store.py)
 
 
 def test_store_and_cli_modules_do_not_import_mlflow() -> None:
@@ -322,6 +281,117 @@ def test_dashboard_masks_credentials_of_an_unreachable_server(
     assert code == 1
     assert_one_line_error(err, "cannot read http://***@127.0.0.1:", "(MLFLOW_TRACKING_URI)", "reachable")
     assert "s3cret" not in out + err
+
+
+SLASH_HASH = "ab/cd#S3cret"  # a password holding '/' and '#', written raw: the URL's authority ends early
+
+
+@pytest.mark.parametrize("encoded", [False, True], ids=["raw", "percent-encoded"])
+def test_dashboard_masks_a_password_holding_slash_and_hash(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, encoded: bool
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    password = "ab%2Fcd%23S3cret" if encoded else SLASH_HASH
+    uri = f"http://alice:{password}@127.0.0.1:{free_port()}"
+
+    code, out, err = run_cli(capsys, "dashboard", "--tracking-uri", uri)
+
+    assert code == 1
+    assert_one_line_error(err, "cannot read http://***@127.0.0.1:")
+    for part in ("S3cret", "ab/cd", "ab%2F", "cd#", "alice"):
+        assert part not in out + err, err
+
+
+def test_every_line_the_cli_prints_is_masked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines the command, MLflow or an exception print, in pieces or whole, on stdout and stderr."""
+    uri = f"http://alice:{SLASH_HASH}@127.0.0.1:9"
+    seen_env = []
+
+    def leaky(args, out) -> int:
+        seen_env.append(os.environ.get("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"))
+        out.write("View run r1 at: http://alice:ab/")  # one URL written in two pieces
+        out.write("cd#S3cret@127.0.0.1:9/#/experiments/1\n")
+        print(f"MLflow says {uri}", file=sys.stderr)
+        out.write(f"no newline at the end: {SLASH_HASH}")
+        raise RuntimeError(f"API request to {uri}/api/2.0/mlflow/runs/get failed")
+
+    monkeypatch.setattr(cli, "cmd_dashboard", leaky)
+    monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+
+    code, out, err = run_cli(capsys, "dashboard", "--tracking-uri", uri)
+
+    assert code == 1
+    assert seen_env == ["true"]  # MLflow's own "View run ... at: URL" lines are off while the command runs
+    assert "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT" not in os.environ  # and the caller's environment is back
+    assert out == "View run r1 at: http://***@127.0.0.1:9/#/experiments/1\nno newline at the end: ***"
+    assert "MLflow says http://***@127.0.0.1:9" in err
+    assert "unexpected RuntimeError: API request to http://***@127.0.0.1:9/api/2.0/mlflow/runs/get failed" in err
+    for part in ("S3cret", "ab/cd", "alice"):
+        assert part not in out + err
+
+
+def test_usage_errors_mask_the_uris_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "dashboard", "--limit", f"http://alice:{SLASH_HASH}@h:1")
+    assert code == 2
+    assert "S3cret" not in out + err
+    assert "ab/cd" not in out + err
+
+
+def test_dashboard_ends_runs_of_dead_sessions_and_never_shows_a_running_run_as_passed(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_forecast_mlflow.liveness import HOST_TAG, PID_TAG, STARTED_TAG, writer_tags
+
+    experiment_id = make_experiment(project)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that is certainly gone afterwards
+    dead.wait()
+    client = client_for(project.uri)
+    runs = {}
+    for name, writer in (
+        ("killed-run", {HOST_TAG: socket.gethostname(), PID_TAG: str(dead.pid), STARTED_TAG: "123456"}),
+        ("live-run", writer_tags()),  # this very process: alive
+    ):
+        tags = {"forecast.model": "naive", "forecast.role": "candidate", "forecast.verdict": "pass", **writer}
+        runs[name] = client.create_run(experiment_id, start_time=T0_MS, tags=tags, run_name=name).info.run_id
+
+    code, out, err = run_cli(capsys, "dashboard")
+
+    assert (code, err) == (0, "")
+    assert client.get_run(runs["killed-run"]).info.status == "KILLED"
+    assert client.get_run(runs["live-run"]).info.status == "RUNNING"
+    killed = next(line for line in out.splitlines() if "killed-run" in line)
+    live = next(line for line in out.splitlines() if "live-run" in line)
+    assert killed.split()[-1] == "killed"
+    assert live.split()[-1] == "running"
+    assert "pass" not in killed + live
+    ended = runs["killed-run"][:8]
+    assert f"marked 1 run(s) KILLED: their session's process ended without closing them ({ended})" in out
+
+    code, out, _ = run_cli(capsys, "dashboard")  # already ended: nothing to mark the second time
+    assert "marked" not in out
+
+
+def test_format_experiment_shows_the_state_of_unfinished_runs() -> None:
+    rows = tuple(
+        cli.RunRow(
+            run_id=f"{i}" * 32,
+            run_name=f"r{i}",
+            start_time_ms=T0_MS,
+            model="m",
+            role="candidate",
+            commit="abcdef1",
+            dirty=False,
+            verdict="pass",
+            status=status,
+        )
+        for i, status in enumerate(["FINISHED", "RUNNING", "KILLED", "FAILED"])
+    )
+    view = cli.ExperimentView("exp", rows, (), None, "exp")
+    lines = cli.format_experiment(view, "rmse", limit=10)
+    assert [line.split()[-1] for line in lines[2:]] == ["pass", "running", "killed", "failed"]
 
 
 @pytest.mark.parametrize(
@@ -522,18 +592,77 @@ def test_restore_refuses_an_existing_store_without_force_and_replaces_it_with_fo
     assert not list(project.artifacts.parent.glob("mlruns.*"))
 
 
-def test_restore_into_a_new_location_notes_artifacts_recorded_elsewhere(
-    populated: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def stale_cells(db: Path, needle: str) -> list[tuple[str, str, str]]:
+    """Every (table, column, value) in ``db`` that still mentions ``needle``."""
+    conn = sqlite3.connect(db)
+    try:
+        found = []
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for column in [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]:
+                rows = conn.execute(f'SELECT "{column}" FROM "{table}" WHERE instr("{column}", ?) > 0', [needle])
+                found += [(table, column, value) for (value,) in rows]
+        return found
+    finally:
+        conn.close()
+
+
+def test_restore_into_a_new_location_rewrites_artifact_locations(
+    populated: dict[str, str], project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """It used to keep the old folder's absolute locations: new runs wrote there, and failed once it was gone."""
+    foreign = client_for(project.uri).create_experiment("foreign", artifact_location=(tmp_path / "elsewhere").as_uri())
+    log_run(project, foreign, "foreign-run", hour=3, rmse={"7d": 1.0, "30d": 2.0})
     assert run_cli(capsys, "backup", str(tmp_path / "bk"))[0] == 0
+    backup_db = (tmp_path / "bk" / "mlflow.db").read_bytes()
     target = tmp_path / "moved" / "mlflow.db"
 
     code, out, err = run_cli(capsys, "restore", str(tmp_path / "bk"), "--tracking-uri", f"sqlite:///{target}")
 
     assert (code, err) == (0, ""), err
+    # 3 runs and their experiment in usdclp; the foreign experiment and its run stay where they are
+    assert f"rewrote 4 rows of artifact locations from {project.artifacts} to {target.parent / 'mlruns'}" in out
     assert "note: 1 experiment(s) record artifact locations outside" in out
-    assert run_names(target) == {"old-run", "champ-run", "new-run"}
-    assert (target.parent / "mlruns").is_dir()
+    assert "elsewhere" in out
+    assert run_names(target) == {"old-run", "champ-run", "new-run", "foreign-run"}
+    assert stale_cells(target, str(project.artifacts)) == []
+    assert (tmp_path / "bk" / "mlflow.db").read_bytes() == backup_db  # the backup itself is untouched
+    assert not list(target.parent.glob("mlflow.db.*"))
+
+    shutil.rmtree(project.artifacts)  # the old folder is gone: the restored store does not need it
+    client = client_for(f"sqlite:///{target}")
+    downloaded = client.download_artifacts(populated["old-run"], "report.md", str(tmp_path / "dl"))
+    assert Path(downloaded).read_text() == "# old-run\n"
+    assert Path(downloaded).is_file()
+    assert client.get_run(populated["new-run"]).info.artifact_uri.startswith((target.parent / "mlruns").as_uri())
+
+
+@pytest.mark.slow
+def test_a_restored_store_gates_against_its_champion_after_the_original_is_gone(
+    pytester: pytest.Pytester, empty_store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_project(pytester)
+    original = empty_store  # its artifacts go to mlruns/ next to it, as for the embedded store
+    first = run_tracked(pytester, original, "--mlflow-promote")
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    assert run_cli(capsys, "backup", str(tmp_path / "bk"), "--tracking-uri", original.uri)[0] == 0
+    restored = Store(tmp_path / "restored" / "mlflow.db")
+
+    code, out, err = run_cli(capsys, "restore", str(tmp_path / "bk"), "--tracking-uri", restored.uri)
+
+    assert (code, err) == (0, ""), err
+    assert "rewrote " in out
+    assert "note:" not in out
+    shutil.rmtree(original.db.parent)
+    assert stale_cells(restored.db, str(original.db.parent)) == []
+
+    second = run_tracked(pytester, restored)
+
+    assert second.ret == pytest.ExitCode.OK, second.stdout.str()
+    second.stdout.fnmatch_lines(["*forecast gate: PASSED against forecaster v1*"])
+    latest = restored.latest()
+    assert latest.info.artifact_uri.startswith((restored.db.parent / "mlruns").as_uri())
+    assert list((restored.db.parent / "mlruns").rglob("manifests/5d.json"))
+    assert not original.db.parent.exists()
 
 
 def test_restore_rejects_a_folder_that_is_not_a_backup(project: Project, tmp_path: Path, capsys) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_forecast_mlflow.keys import SETTINGS_KEY
 from pytest_forecast_mlflow.session import ForecastSession
-from pytest_forecast_mlflow.store import mask_credentials, mask_uri
+from pytest_forecast_mlflow.store import mask_text, mask_uri
 
 from .conftest import INNER_FLAGS, make_project
 
@@ -177,4 +177,4 @@ def test_mask_uri(uri: str, shown: str) -> None:
 def test_credentials_are_masked_inside_messages() -> None:
     text = "POST https://a:b@one.example/x failed; retried http://c:d@two.example:80/ too"
 
-    assert mask_credentials(text) == "POST https://***@one.example/x failed; retried http://***@two.example:80/ too"
+    assert mask_text(text) == "POST https://***@one.example/x failed; retried http://***@two.example:80/ too"
