@@ -290,6 +290,7 @@ class ReplayedRun:
     role: str
     run_id: str
     logged_now: bool
+    model_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -369,39 +370,101 @@ def replay(journal: Journal, settings: Settings) -> ReplayResult:
                     f"and the journal kept: make its classes importable, then replay again"
                 )
             else:
-                runs.append(ReplayedRun(run.model, run.role, run.run_id, True))
-    promotion = _promotion(journal, runs) if not failures else ()
+                runs.append(ReplayedRun(run.model, run.role, run.run_id, True, run.model_uri))
+    promotion = _promotion(journal, runs, tracking, records) if not failures else ()
     if not failures:
         journal.path.replace(journal.path.with_name(REPLAYED))
     return ReplayResult(journal, tuple(runs), tuple(deleted), tuple(failures), promotion)
 
 
-def _promotion(journal: Journal, runs: list[ReplayedRun]) -> tuple[str, ...]:
-    """The session's register/promote request, decided here once its runs are in the store.
+def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any, records: list[Record]) -> tuple[str, ...]:
+    """Carry out the session's register/promote request, through the same gate as a live session.
 
-    For now replay never registers or promotes: it says so, and how to do it. Lines start with
-    ``NOT PROMOTED:`` (or ``NOT REGISTERED:``) so scripts and people cannot miss them.
+    The champion is read now, from the store the results were replayed into, and the candidate's folds
+    are compared with it exactly as the session would have compared them (same metrics, tolerance,
+    alpha, method and promotion guard); the alias moves only on ``pass`` or ``no-baseline``, and only
+    if it did not move while replay ran. What did not happen is said on a line starting
+    ``NOT PROMOTED:`` (or ``NOT REGISTERED:``), so scripts and people cannot miss it.
     """
+    from .gate import compare_record, decide
+    from .report import terminal_lines
+    from .tracking import LoggedRun
+
     destination = journal.destination
-    if not (destination.promote or destination.register):
+    candidates = [run for run in runs if run.role == "candidate"]
+    if not (destination.promote or destination.register) or not candidates:
         return ()
-    status = (journal.verdict or {}).get("status", "none")
+    settings = tracking.settings
     name, alias = destination.registered_model, destination.alias
-    lines = []
-    for run in runs:
-        if run.role != "candidate":
-            continue
-        by_hand = f"mlflow.register_model('runs:/{run.run_id}/model', '{name}')"
-        if destination.promote:
+    lines: list[str] = []
+    blocked = None
+    if destination.promote and settings.gate == "off":
+        blocked = "the session ran with --forecast-gate off, and promotion needs a passing gate verdict"
+    elif destination.promote and journal.status != "FINISHED":
+        blocked = f"the session ended {journal.status}; an interrupted session is never promoted"
+    elif destination.promote and len(candidates) > 1:
+        blocked = f"{len(candidates)} candidate models; only one can be champion"
+    verdict = baseline = None
+    if destination.promote and blocked is None:
+        try:
+            baseline, note = tracking.resolve_baseline()
+        except Exception as exc:
+            blocked = f"the champion cannot be read now: {mask_text(str(exc), secrets_from=settings.tracking_uri)}"
+        else:
+            gated = [r for r in records if r.role == "candidate"]
+            rows = [
+                row
+                for record in gated
+                if record.ok
+                for row in compare_record(
+                    record,
+                    baseline,
+                    metrics=settings.gate_metrics,
+                    tolerance=settings.tolerance,
+                    alpha=settings.alpha,
+                    method=settings.method,
+                )
+            ]
+            verdict = decide(
+                rows,
+                baseline=baseline,
+                alpha=settings.alpha,
+                method=settings.method,
+                require_baseline=settings.require_baseline,
+                incomplete=[f"{r.model} {r.label}" for r in gated if not r.ok],
+                interrupted=False,
+                baseline_note=note,
+                metrics=settings.gate_metrics,
+                min_folds=settings.min_folds,
+                max_detectable_pct=settings.max_detectable,
+                allow_scope_change=settings.allow_scope_change,
+            )
+            lines += [f"{journal.folder.name}: replay gate: {line}" for line in terminal_lines(verdict, settings.gate)]
+    for run in candidates:
+        if run.model_uri is None:  # logged by an earlier, interrupted replay: its model URI is not known here
+            by_hand = f"mlflow.register_model('runs:/{run.run_id}/model', '{name}')"
+            word = "NOT PROMOTED" if destination.promote else "NOT REGISTERED"
             lines.append(
-                f"NOT PROMOTED: {journal.folder.name}: the session asked to promote {run.model} (run {run.run_id}) "
-                f"to {name}@{alias}, but replay does not register or promote (gate verdict when spooled: {status}). "
-                f"Run the session again against this store with --mlflow-promote to gate and promote it, or by "
-                f"hand: {by_hand}, then MlflowClient().set_registered_model_alias('{name}', '{alias}', VERSION)"
+                f"{word}: {journal.folder.name}: {run.model} (run {run.run_id}) was logged by an earlier "
+                f"replay; register it by hand: {by_hand}, or rerun the session with --mlflow-promote"
+            )
+            continue
+        logged = LoggedRun(model=run.model, role=run.role, run_id=run.run_id, model_uri=run.model_uri)
+        outcome = tracking.register(
+            logged, verdict=verdict, promote=destination.promote and blocked is None, gated_against=baseline
+        )
+        where = f"{name} v{outcome.version}"
+        if outcome.moved:
+            lines.append(
+                f"PROMOTED: {journal.folder.name}: {run.model} (run {run.run_id}) registered as {where} "
+                f"and alias {alias!r} moved to it (gate verdict at replay: {verdict.status if verdict else 'none'})"
+            )
+        elif destination.promote:
+            lines.append(
+                f"NOT PROMOTED: {journal.folder.name}: {run.model} (run {run.run_id}) registered as {where}; "
+                f"alias {alias!r} NOT moved: {blocked or outcome.why}. Rerun the session with --mlflow-promote "
+                "once that is settled"
             )
         else:
-            lines.append(
-                f"NOT REGISTERED: {journal.folder.name}: the session asked to register {run.model} "
-                f"(run {run.run_id}) as a version of {name}, but replay does not register; by hand: {by_hand}"
-            )
+            lines.append(f"{journal.folder.name}: registered {run.model} (run {run.run_id}) as {where}")
     return tuple(lines)

@@ -342,10 +342,12 @@ def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "lastmean: logged as run" in done.stdout
     assert "instead of the recorded http://***@127.0.0.1:" in done.stdout
+    # the promotion asked for during the outage is carried out through the gate: no champion yet, so it
+    # bootstraps one, as the session itself would have
     promotion = [line for line in done.stdout.splitlines() if "PROMOTED" in line]
     assert len(promotion) == 1, done.stdout
-    assert promotion[0].startswith("NOT PROMOTED: ")
-    assert "--mlflow-promote" in promotion[0]
+    assert promotion[0].startswith("PROMOTED: "), done.stdout
+    assert "registered as rt v1 and alias 'champion' moved to it (gate verdict at replay: no-baseline)" in promotion[0]
     assert ENCODED not in done.stdout + done.stderr
     assert "View run" not in done.stdout
     assert (journal / REPLAYED).exists()
@@ -367,5 +369,21 @@ def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
     assert again.returncode == 0, again.stderr
     assert "already replayed" in again.stdout
     assert len(empty_store.runs("rt")) == 1
+
+    # a second outage: the same model, 20 folds a horizon. At replay the gate compares it with the v1 it
+    # now finds, calls 20 folds inconclusive (the default minimum is 30), and the alias stays
+    second = pytester.runpytest_subprocess(*INNER_FLAGS, "--mlflow-experiment", "rt", "--mlflow-tracking-uri", down,
+                                           "--mlflow-on-unavailable", "spool", "--mlflow-timeout", "2",
+                                           "--forecast-gate", "warn", "--mlflow-promote", timeout=180)
+    assert second.ret == pytest.ExitCode.OK, second.stdout.str()
+    (later,) = [p for p in (pytester.path / "data" / "mlflow" / "journal").iterdir() if p != journal]
+    refused = replay_command(str(later), "--tracking-uri", empty_store.uri, "--to-other-store", cwd=elsewhere)
+    assert refused.returncode == 0, refused.stdout + refused.stderr
+    assert "replay gate: forecast gate: INCONCLUSIVE against rt v1" in refused.stdout
+    (line,) = [line for line in refused.stdout.splitlines() if "PROMOTED" in line]
+    assert line.startswith("NOT PROMOTED: "), refused.stdout
+    assert "alias 'champion' NOT moved: gate verdict inconclusive" in line
+    client = empty_store.client()
+    assert str(client.get_model_version_by_alias("rt", "champion").version) == "1"
     shutil.rmtree(elsewhere)
     assert os.listdir(journal / "models")
