@@ -1031,7 +1031,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
         except Exception as exc:
             sys.stderr.write(
                 f"{PROG} replay: error: {name}: {_first_line(str(exc))}; the journal is kept, run "
-                "replay again once the store is reachable\n"
+                "replay again once the cause is fixed\n"
             )
             failed += 1
             continue

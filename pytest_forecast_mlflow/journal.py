@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .gate import Row, Verdict
+from .liveness import PID_TAG, is_alive
 from .records import Record
 from .settings import Settings
 from .store import canonical_uri, mask_text
@@ -206,11 +207,24 @@ def write_journal(
         "verdict": verdict.to_json() if verdict else None,
         "records": kept,
     }
+    payload = _masked(payload, settings.tracking_uri)  # tags, errors and verdict reasons may quote the URI
     path = folder / PENDING
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload))
+    os.chmod(tmp, 0o600)  # results and tags are the user's business alone
     tmp.replace(path)  # atomic: a journal is either whole or absent
     return folder
+
+
+def _masked(value: Any, uri: str) -> Any:
+    """Every string inside ``value`` (dicts, lists) with the tracking URI's credentials masked."""
+    if isinstance(value, str):
+        return mask_text(value, secrets_from=uri)
+    if isinstance(value, dict):
+        return {_masked(key, uri): _masked(item, uri) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(item, uri) for item in value]
+    return value
 
 
 def read_journal(folder: Path) -> Journal:
@@ -321,7 +335,42 @@ class ReplayResult:
         return lines
 
 
+class ReplayBusy(RuntimeError):
+    """Another process is replaying the same journal."""
+
+
+@contextlib.contextmanager
+def _replay_lock(journal: Journal) -> Iterator[None]:
+    """One replay of a journal at a time on this machine (a second one would log every run twice)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks
+        yield
+        return
+    with open(journal.folder / ".replay.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReplayBusy(
+                f"{journal.folder.name} is being replayed by another process right now; wait for it to end"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def replay(journal: Journal, settings: Settings) -> ReplayResult:
+    """Log ``journal`` into the store of ``settings``, exactly once (one replay of it at a time)."""
+    if journal.replayed:
+        return ReplayResult(journal)
+    with _replay_lock(journal):
+        if not journal.path.exists():  # another replay finished it meanwhile
+            return ReplayResult(journal, deleted=("already replayed by another process",))
+        return _replay(journal, settings)
+
+
+def _replay(journal: Journal, settings: Settings) -> ReplayResult:
     """Log ``journal`` into the store of ``settings``, exactly once.
 
     A model whose run was logged but whose model could not be (an import error, a damaged file) is
@@ -343,6 +392,11 @@ def replay(journal: Journal, settings: Settings) -> ReplayResult:
         model = run.data.tags.get("forecast.model", "")
         if run.data.tags.get("forecast.logged") == "complete":
             complete[model] = ReplayedRun(model, run.data.tags.get("forecast.role", ""), run.info.run_id, False)
+        elif is_alive(run.data.tags):
+            raise ReplayBusy(
+                f"run {run.info.run_id} of {model} is being written right now by process "
+                f"{run.data.tags.get(PID_TAG)} (another replay of this journal?); wait for it to end, then replay again"
+            )
         else:
             tracking.client.delete_run(run.info.run_id)
             deleted.append(f"deleted half-written run {run.info.run_id} of {model}")
@@ -402,6 +456,10 @@ def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any, records
         blocked = "the session ran with --forecast-gate off, and promotion needs a passing gate verdict"
     elif destination.promote and journal.status != "FINISHED":
         blocked = f"the session ended {journal.status}; an interrupted session is never promoted"
+    elif destination.promote and any(
+        journal.outcomes.get(r.nodeid) == "failed" for r in records if r.role == "candidate"
+    ):
+        blocked = "a candidate test of the session failed; a model whose own tests fail is never promoted"
     elif destination.promote and len(candidates) > 1:
         blocked = f"{len(candidates)} candidate models; only one can be champion"
     verdict = baseline = None

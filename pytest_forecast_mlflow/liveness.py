@@ -40,6 +40,23 @@ def writer_tags() -> dict[str, str]:
     }
 
 
+def is_alive(tags: Mapping[str, str]) -> bool:
+    """True only when the run's writer is a process on this host that is still running (not this one)."""
+    host, pid, started = tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG)
+    if not host or not pid or not pid.isdigit() or host != socket.gethostname() or int(pid) == os.getpid():
+        return False
+    now = _process_started(int(pid))
+    if now is not None:
+        return not started or started.startswith("t") or now == started
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def is_dead(tags: Mapping[str, str]) -> bool:
     """True only when the run's writer ran on this host and is certainly gone.
 

@@ -397,6 +397,12 @@ class ForecastSession:
     def _register(self, logged) -> None:
         candidates = [run for run in logged if run.role == "candidate"]
         promote = self.settings.promote
+        failed = sorted({r.nodeid for r in self.records if r.role == "candidate"
+                         and self.outcomes.get(r.nodeid) == "failed"})
+        if promote and failed and not (self.verdict and self.verdict.regressions):
+            self.summary.append(f"alias {self.settings.alias!r} NOT moved: {len(failed)} candidate test(s) failed "
+                                f"({', '.join(failed)}); a model whose own tests fail is never promoted")
+            promote = False
         if promote and len(candidates) > 1:
             names = ", ".join(run.model for run in candidates)
             self.summary.append(f"alias {self.settings.alias!r} NOT moved: this session has {len(candidates)} "

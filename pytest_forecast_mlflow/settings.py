@@ -29,13 +29,19 @@ INCONCLUSIVE_MODES = ("pass", "fail")
 _EXPERIMENT_NAME = re.compile(r"^[^\x00-\x1f/\\]{1,200}$")
 
 
-def _experiment(value: str) -> str:
-    value = value.strip()
-    if not _EXPERIMENT_NAME.match(value) or value != value.strip():
-        raise argparse.ArgumentTypeError(
-            f"invalid experiment name {value!r}: use 1-200 printable characters without '/' or '\\'"
-        )
-    return value
+def _name(what: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.strip()
+        if not _EXPERIMENT_NAME.match(value):
+            raise argparse.ArgumentTypeError(
+                f"invalid {what} {value!r}: use 1-200 printable characters without '/' or '\\'"
+            )
+        return value
+
+    return parse
+
+
+_experiment = _name("experiment name")
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -199,9 +205,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--forecast-method", "forecast_method", "FORECAST_METHOD", _choice(GATE_METHODS),
            "Gate decision: dm (Diebold-Mariano with HLN correction) or threshold (aggregate worse by more "
            "than the tolerance). Default: dm.", default="dm"),
-    Option("--forecast-registered-model", "forecast_registered_model", "FORECAST_REGISTERED_MODEL", _experiment,
+    Option("--forecast-registered-model", "forecast_registered_model", "FORECAST_REGISTERED_MODEL",
+           _name("registered model name"),
            "Registered model holding the champion. Default: the experiment name."),
-    Option("--forecast-alias", "forecast_alias", "FORECAST_ALIAS", _experiment,
+    Option("--forecast-alias", "forecast_alias", "FORECAST_ALIAS", _name("alias"),
            "Registry alias of the baseline. Default: champion.", default="champion"),
     Option("--forecast-require-baseline", "forecast_require_baseline", "FORECAST_REQUIRE_BASELINE", None,
            "Fail the gate when there is nothing to compare against (no registered model, horizon or metric).",

@@ -338,6 +338,8 @@ class Tracking:
         except Exception as exc:
             raise self._explain(exc, f"reading the baseline of {name!r}") from None
         gated = (version.tags or {}).get("forecast.gate_metrics", "")
+        if not gated and any("rmse" in h.fold_metrics for h in horizons.values()):
+            gated = "rmse"  # promoted before versions recorded their gate metrics: rmse was the default
         baseline = Baseline(
             registered_model=name,
             version=str(version.version),
@@ -762,6 +764,11 @@ class Tracking:
             "forecast.baseline": verdict.baseline if verdict else "none",
             "forecast.run_id": logged.run_id,
             "forecast.gate_metrics": ",".join(self.settings.gate_metrics),
+            "forecast.gate.method": self.settings.method,
+            "forecast.gate.tolerance": f"{self.settings.tolerance:g}",
+            "forecast.gate.alpha": f"{self.settings.alpha:g}",
+            "forecast.gate.min_folds": str(self.settings.min_folds),
+            "forecast.gate.max_detectable": f"{self.settings.max_detectable:g}",
         }
         if verdict is not None and verdict.overrides:
             tags["forecast.scope_override"] = "; ".join(verdict.overrides)[:5000]

@@ -23,7 +23,7 @@ from .conftest import EXPERIMENT, INNER_FLAGS, SUITE, Store, make_project, run_t
 
 # The inner suite, with labels and metrics chosen by environment variables (FORECAST_E2E_LABELS="5d=x5",
 # FORECAST_E2E_METRICS="rmse") so one suite serves every scenario; same test ids as the default suite.
-LABELLED_SUITE = '''
+LABELLED_SUITE = """
     import os
 
     import pytest
@@ -41,7 +41,8 @@ LABELLED_SUITE = '''
         spec = WalkForward(horizon=horizon, step=5, initial=200)
         walk_forward(candidate(label), data(label), spec, name="candidate", label=LABELS.get(label, label),
                      metrics=METRICS)
-'''
+        assert not os.environ.get("FORECAST_E2E_FAIL"), "the user's own quality bar"
+"""
 
 
 def labelled_project(pytester: pytest.Pytester) -> None:
@@ -54,6 +55,7 @@ def alias_version(store: Store) -> str:
 
 
 # -- end to end ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.mlflow
 @pytest.mark.usefixtures("hermetic")
@@ -68,21 +70,26 @@ def test_a_renamed_label_fails_closed_and_is_never_promoted(
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines([
-        "forecast gate: FAIL against forecaster v1 (alias champion, run *)",
-        "candidate  x5  * rmse * FAIL: not in champion",
-        "candidate  x10 * rmse * FAIL: not in champion",
-    ])
-    result.stdout.fnmatch_lines([
-        "reason: candidate x10 rmse: the champion forecaster v1 has no 'x10' backtest (its horizons: 10d, 5d); the "
-        "gate fails closed. Use the champion's labels and metrics, or pass --forecast-allow-scope-change *",
-        "*alias 'champion' NOT moved: gate verdict fail*",
-        "ERROR forecast-gate - forecast gate: candidate x5 rmse: the champion forecast*",
-        "*= 2 passed, 1 error in *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "forecast gate: FAIL against forecaster v1 (alias champion, run *)",
+            "candidate  x5  * rmse * FAIL: not in champion",
+            "candidate  x10 * rmse * FAIL: not in champion",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "reason: candidate x10 rmse: the champion forecaster v1 has no 'x10' backtest (its horizons: 10d, 5d); the "
+            "gate fails closed. Use the champion's labels and metrics, or pass --forecast-allow-scope-change *",
+            "*alias 'champion' NOT moved: gate verdict fail*",
+            "ERROR forecast-gate - forecast gate: candidate x5 rmse: the champion forecast*",
+            "*= 2 passed, 1 error in *",
+        ]
+    )
     assert alias_version(champion_store) == "1"
-    (case,) = [c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
-               if c.get("name") == "forecast-gate"]
+    (case,) = [
+        c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase") if c.get("name") == "forecast-gate"
+    ]
     (error,) = case.iter("error")
     assert "has no 'x10' backtest" in error.get("message")
 
@@ -98,10 +105,12 @@ def test_a_scope_change_passes_only_deliberately_and_is_recorded_on_the_version(
     result = run_tracked(pytester, champion_store, "--mlflow-promote", "--forecast-allow-scope-change")
 
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "forecast gate: PASSED against forecaster v1 * (scope change accepted by --forecast-allow-scope-change)",
-        "*moved alias 'champion' to it",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "forecast gate: PASSED against forecaster v1 * (scope change accepted by --forecast-allow-scope-change)",
+            "*moved alias 'champion' to it",
+        ]
+    )
     version = champion_store.client().get_model_version_by_alias(EXPERIMENT, "champion")
     assert str(version.version) == "2"
     override = version.tags["forecast.scope_override"]
@@ -120,12 +129,14 @@ def test_a_k_subset_passes_but_never_promotes_and_the_champion_keeps_every_horiz
 
     assert equal.ret == pytest.ExitCode.OK, equal.stdout.str()
     equal.assert_outcomes(passed=1, deselected=1)
-    equal.stdout.fnmatch_lines([
-        "forecast gate: PARTIAL against forecaster v1 *: no regression in what ran, but not every horizon *",
-        "reason: the candidate was not compared on every horizon and gate metric of the champion forecaster v1 * "
-        "missing 10d rmse. It is never promoted that way; run every horizon (no -k subset) *",
-        "*alias 'champion' NOT moved: gate verdict partial*",
-    ])
+    equal.stdout.fnmatch_lines(
+        [
+            "forecast gate: PARTIAL against forecaster v1 *: no regression in what ran, but not every horizon *",
+            "reason: the candidate was not compared on every horizon and gate metric of the champion forecaster v1 * "
+            "missing 10d rmse. It is never promoted that way; run every horizon (no -k subset) *",
+            "*alias 'champion' NOT moved: gate verdict partial*",
+        ]
+    )
     assert alias_version(champion_store) == "1"
 
     monkeypatch.setenv("FORECAST_E2E_MODELS", "10d=degraded")
@@ -151,15 +162,23 @@ def test_gate_metrics_must_cover_the_champions(
 
     assert on_mae.ret == pytest.ExitCode.TESTS_FAILED
     on_mae.assert_outcomes(passed=2, errors=1)
-    on_mae.stdout.fnmatch_lines([
-        "reason: candidate 10d mae: the champion forecaster v1 has no per-fold mae at 10d; the gate fails closed*",
-        "ERROR forecast-gate - *",
-    ])
+    on_mae.stdout.fnmatch_lines(
+        [
+            "reason: candidate 10d mae: the champion forecaster v1 has no per-fold mae at 10d; the gate fails closed*",
+            "ERROR forecast-gate - *",
+        ]
+    )
     assert alias_version(empty_store) == "1"
 
     monkeypatch.delenv("FORECAST_E2E_METRICS")
-    both = run_tracked(pytester, empty_store, "--mlflow-promote", "--forecast-gate-metrics", "rmse,mae",
-                       "--forecast-allow-scope-change")
+    both = run_tracked(
+        pytester,
+        empty_store,
+        "--mlflow-promote",
+        "--forecast-gate-metrics",
+        "rmse,mae",
+        "--forecast-allow-scope-change",
+    )
     assert both.ret == pytest.ExitCode.OK, both.stdout.str()
     assert alias_version(empty_store) == "3"  # v2 is the refused mae run; v3 was gated on rmse and mae, and says so
     gated = empty_store.client().get_model_version(EXPERIMENT, "3").tags["forecast.gate_metrics"]
@@ -181,12 +200,14 @@ def test_too_few_folds_is_inconclusive_and_never_promotes(pytester: pytest.Pytes
     result = run_tracked(pytester, champion_store, "--mlflow-promote", *defaults)
 
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "forecast gate: INCONCLUSIVE against forecaster v1 *; the alias stays",
-        "*candidate  10d * 19/19 * inconclusive",
-        "reason: candidate 10d rmse: inconclusive, 19 paired folds (need 30, --forecast-min-folds)*",
-        "*alias 'champion' NOT moved: gate verdict inconclusive*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "forecast gate: INCONCLUSIVE against forecaster v1 *; the alias stays",
+            "*candidate  10d * 19/19 * inconclusive",
+            "reason: candidate 10d rmse: inconclusive, 19 paired folds (need 30, --forecast-min-folds)*",
+            "*alias 'champion' NOT moved: gate verdict inconclusive*",
+        ]
+    )
     assert alias_version(champion_store) == "1"
 
     strict = run_tracked(pytester, champion_store, *defaults, "--forecast-inconclusive", "fail")
@@ -194,6 +215,41 @@ def test_too_few_folds_is_inconclusive_and_never_promotes(pytester: pytest.Pytes
     assert strict.ret == pytest.ExitCode.TESTS_FAILED
     strict.assert_outcomes(passed=2, errors=1)
     strict.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: candidate 5d rmse: inconclusive*"])
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("hermetic")
+def test_a_champion_promoted_before_versions_recorded_their_gate_metrics_keeps_rmse_in_scope(
+    pytester: pytest.Pytester, champion_store: Store
+) -> None:
+    """Older versions carry no forecast.gate_metrics tag: rmse, then the default, stays required."""
+    make_project(pytester)
+    champion_store.client().delete_model_version_tag(EXPERIMENT, "1", "forecast.gate_metrics")
+
+    result = run_tracked(pytester, champion_store, "--mlflow-promote", "--forecast-gate-metrics", "mae")
+
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.fnmatch_lines(["forecast gate: PARTIAL against forecaster v1 *", "*missing 10d rmse, 5d rmse*"])
+    assert alias_version(champion_store) == "1"
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("hermetic")
+def test_a_candidate_whose_own_tests_fail_is_never_promoted(
+    pytester: pytest.Pytester, champion_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labelled_project(pytester)
+    monkeypatch.setenv("FORECAST_E2E_MODELS", "5d=improved,10d=improved")
+    monkeypatch.setenv("FORECAST_E2E_FAIL", "1")
+
+    result = run_tracked(pytester, champion_store, "--mlflow-promote")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        ["*alias 'champion' NOT moved: 2 candidate test(s) failed (*); a model whose own tests fail is never promoted"]
+    )
+    assert alias_version(champion_store) == "1"
 
 
 BARRIER_CONFTEST = '''
@@ -229,10 +285,21 @@ def test_two_sessions_promoting_at_once_move_the_alias_once(
     barrier = pytester.mkdir("barrier")
     monkeypatch.setenv("FORECAST_BARRIER", str(barrier))
     monkeypatch.setenv("FORECAST_E2E_MODELS", "5d=improved,10d=improved")
-    command = [sys.executable, "-m", "pytest", *INNER_FLAGS, "--mlflow-experiment", EXPERIMENT,
-               "--mlflow-tracking-uri", champion_store.uri, "--mlflow-promote"]
-    sessions = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True) for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *INNER_FLAGS,
+        "--mlflow-experiment",
+        EXPERIMENT,
+        "--mlflow-tracking-uri",
+        champion_store.uri,
+        "--mlflow-promote",
+    ]
+    sessions = [
+        subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [session.communicate(timeout=300)[0] for session in sessions]
 
     assert [session.returncode for session in sessions] == [0, 0], outputs
@@ -250,8 +317,19 @@ def test_two_sessions_promoting_at_once_move_the_alias_once(
 
 
 def _row(label: str, metric: str = "rmse", status: str = "compared", **values) -> Row:
-    defaults = dict(nodeid=f"t[{label}]", model="m", label=label, horizon=5, metric=metric, direction="lower",
-                    status=status, n_folds=100, candidate_folds=100, p_value=0.5, min_detectable_pct=5.0)
+    defaults = dict(
+        nodeid=f"t[{label}]",
+        model="m",
+        label=label,
+        horizon=5,
+        metric=metric,
+        direction="lower",
+        status=status,
+        n_folds=100,
+        candidate_folds=100,
+        p_value=0.5,
+        min_detectable_pct=5.0,
+    )
     return Row(**{**defaults, **values})
 
 
@@ -261,8 +339,16 @@ def _baseline(*labels: str, metrics=("rmse",), gated=()) -> Baseline:
 
 
 def _decide(rows, baseline, **kwargs):
-    options = dict(alpha=0.05, method="dm", require_baseline=False, incomplete=[], interrupted=False,
-                   metrics=("rmse",), min_folds=30, max_detectable_pct=25.0)
+    options = dict(
+        alpha=0.05,
+        method="dm",
+        require_baseline=False,
+        incomplete=[],
+        interrupted=False,
+        metrics=("rmse",),
+        min_folds=30,
+        max_detectable_pct=25.0,
+    )
     return decide(rows, baseline=baseline, **{**options, **kwargs})
 
 
@@ -309,8 +395,13 @@ def test_a_champion_metric_left_out_of_the_gate_blocks_promotion() -> None:
 
 @pytest.mark.parametrize(
     ("label", "message"),
-    [(".", "must start with a letter or digit"), ("..", "must start with a letter or digit"),
-     ("all", "is reserved"), ("gate", "is reserved"), ("Model", "is reserved")],
+    [
+        (".", "must start with a letter or digit"),
+        ("..", "must start with a letter or digit"),
+        ("all", "is reserved"),
+        ("gate", "is reserved"),
+        ("Model", "is reserved"),
+    ],
 )
 def test_degenerate_and_reserved_labels_are_refused_at_the_fixture(
     pytester: pytest.Pytester, label: str, message: str
@@ -329,4 +420,3 @@ def test_degenerate_and_reserved_labels_are_refused_at_the_fixture(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"E *ValueError: label {label!r} *{message}*"])
     assert "INTERNALERROR" not in result.stdout.str()
-

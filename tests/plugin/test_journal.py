@@ -68,14 +68,16 @@ def record(model_file: Path | None = None) -> Record:
     )
 
 
-def spool(settings: Settings, reason: str = "store unavailable", model_file: Path | None = None) -> Path:
+def spool(
+    settings: Settings, reason: str = "store unavailable", model_file: Path | None = None, tags: dict | None = None
+) -> Path:
     return write_journal(
         settings,
         records=[record(model_file)],
         outcomes={"test_rt.py::test_candidate": "passed"},
         status="FINISHED",
         session_id="0123456789abcdef",
-        tags={"git.branch": "main"},
+        tags=tags or {"git.branch": "main"},
         verdict=None,
         skill={},
         reason=reason,
@@ -103,8 +105,11 @@ def test_a_journal_records_its_destination_gate_and_imports_and_never_a_password
     model.write_bytes(b"pickled")
     reason = f"tracking server http://alice:{PASSWORD}@127.0.0.1:5000 is unreachable ({ENCODED} refused)"
 
-    folder = spool(settings_for(root, uri), reason=reason, model_file=model)
+    # a --mlflow-tag that quotes the URI, as users paste it into notes
+    tags = {"git.branch": "main", "note": f"see http://alice:{ENCODED}@127.0.0.1:5000 ({PASSWORD})"}
+    folder = spool(settings_for(root, uri), reason=reason, model_file=model, tags=tags)
 
+    assert (folder / PENDING).stat().st_mode & 0o077 == 0, "a journal is readable by its owner alone"
     text = (folder / PENDING).read_text()
     assert PASSWORD not in text
     assert ENCODED not in text
@@ -129,6 +134,7 @@ def test_a_journal_records_its_destination_gate_and_imports_and_never_a_password
     assert "tests" in payload["imports"]["sys_path"]
     assert all(not Path(entry).is_absolute() for entry in payload["imports"]["sys_path"])
     assert payload["reason"] == "tracking server http://***@127.0.0.1:5000 is unreachable (*** refused)"
+    assert payload["tags"]["note"] == "see http://***@127.0.0.1:5000 (***)"
     assert not list(folder.glob("*.tmp"))
     assert (folder / "models" / "model.pkl").read_bytes() == b"pickled"
 
@@ -372,9 +378,21 @@ def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
 
     # a second outage: the same model, 20 folds a horizon. At replay the gate compares it with the v1 it
     # now finds, calls 20 folds inconclusive (the default minimum is 30), and the alias stays
-    second = pytester.runpytest_subprocess(*INNER_FLAGS, "--mlflow-experiment", "rt", "--mlflow-tracking-uri", down,
-                                           "--mlflow-on-unavailable", "spool", "--mlflow-timeout", "2",
-                                           "--forecast-gate", "warn", "--mlflow-promote", timeout=180)
+    second = pytester.runpytest_subprocess(
+        *INNER_FLAGS,
+        "--mlflow-experiment",
+        "rt",
+        "--mlflow-tracking-uri",
+        down,
+        "--mlflow-on-unavailable",
+        "spool",
+        "--mlflow-timeout",
+        "2",
+        "--forecast-gate",
+        "warn",
+        "--mlflow-promote",
+        timeout=180,
+    )
     assert second.ret == pytest.ExitCode.OK, second.stdout.str()
     (later,) = [p for p in (pytester.path / "data" / "mlflow" / "journal").iterdir() if p != journal]
     refused = replay_command(str(later), "--tracking-uri", empty_store.uri, "--to-other-store", cwd=elsewhere)
@@ -387,3 +405,18 @@ def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
     assert str(client.get_model_version_by_alias("rt", "champion").version) == "1"
     shutil.rmtree(elsewhere)
     assert os.listdir(journal / "models")
+
+
+def test_a_journal_is_replayed_by_one_process_at_a_time(tmp_path: Path) -> None:
+    """A second replay while the first runs would log every run twice: it is refused, naming why."""
+    import fcntl
+
+    from pytest_forecast_mlflow.journal import ReplayBusy, replay
+
+    folder = spool(settings_for(tmp_path / "project", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"))
+    journal = read_journal(folder)
+    with open(folder / ".replay.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ReplayBusy, match="is being replayed by another process right now"):
+            replay(journal, journal.settings(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", tmp_path / "mlruns"))
+    assert (folder / PENDING).exists()
