@@ -93,6 +93,31 @@ def quiet_mlflow(*, migrations: bool = False, prints: bool = False) -> Iterator[
         sys.stderr.write("".join(kept))
 
 
+class _MaskRecords(logging.Filter):
+    """Masks the tracking URI's credentials in every record MLflow's own handlers write, and drops its
+    "View run ... at: URL" lines (MLflow 2.x logs them at INFO; 3.x prints them unless told not to)."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self.uri = uri
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.lstrip("🏃🧪 ").startswith(("View run ", "View experiment at")):
+            return False
+        masked = mask_text(message, secrets_from=self.uri)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def _mask_mlflow_logging(uri: str) -> None:
+    """Attach :class:`_MaskRecords` to the handlers MLflow configured on its logger, once per URI."""
+    for handler in logging.getLogger("mlflow").handlers:
+        if not any(isinstance(f, _MaskRecords) and f.uri == uri for f in handler.filters):
+            handler.addFilter(_MaskRecords(uri))
+
+
 class StoreUnavailable(RuntimeError):
     """The tracking store could not be reached."""
 
@@ -231,6 +256,7 @@ class Tracking:
         from mlflow import MlflowClient
 
         self.mlflow = mlflow
+        _mask_mlflow_logging(self.uri)
         db = sqlite_path(self.uri)
         try:
             # Creating a fresh SQLite store from two processes at once corrupts it: the first process

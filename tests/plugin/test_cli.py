@@ -630,7 +630,15 @@ def test_restore_into_a_new_location_rewrites_artifact_locations(
 
     shutil.rmtree(project.artifacts)  # the old folder is gone: the restored store does not need it
     client = client_for(f"sqlite:///{target}")
-    downloaded = client.download_artifacts(populated["old-run"], "report.md", str(tmp_path / "dl"))
+    (tmp_path / "dl").mkdir()  # MLflow 2.x wants an existing destination
+    import mlflow
+
+    # by the run's recorded location (MLflow 2.x caches a run's artifact repository by run id in-process,
+    # from when this process logged it; a user restores in a new process)
+    location = client.get_run(populated["old-run"]).info.artifact_uri
+    downloaded = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{location}/report.md", dst_path=str(tmp_path / "dl")
+    )
     assert Path(downloaded).read_text() == "# old-run\n"
     assert Path(downloaded).is_file()
     assert client.get_run(populated["new-run"]).info.artifact_uri.startswith((target.parent / "mlruns").as_uri())
