@@ -392,7 +392,10 @@ class ForecastSession:
         return True
 
     def _replay_hint(self, path: Path) -> str:
-        return f"forecast-mlflow replay {path}"
+        hint = f"forecast-mlflow replay {path}"
+        if mask_uri(self.settings.tracking_uri) != self.settings.tracking_uri:
+            hint += " --tracking-uri <the full URI> (a journal never keeps credentials)"
+        return hint
 
     def _register(self, logged) -> None:
         candidates = [run for run in logged if run.role == "candidate"]

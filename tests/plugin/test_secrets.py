@@ -232,7 +232,12 @@ def test_hanging_api_is_given_up_within_the_timeout(
     assert after_hang < 20, f"the session ran {after_hang:.1f} s after the API stopped answering (timeout 3 s)"
     assert ended - started < 60, f"the session took {ended - started:.1f} s against a hanging API (timeout 3 s)"
     result.assert_outcomes(passed=2, errors=1)  # the gate cannot read the champion: an error of forecast-gate
-    result.stdout.fnmatch_lines(["*results saved to *journal*; replay with: forecast-mlflow replay*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*results saved to *journal*; replay with: forecast-mlflow replay * --tracking-uri <the full URI> "
+            "(a journal never keeps credentials)*"
+        ]
+    )
     outputs = _outputs(pytester, result)
     assert {"report.md", "verdict.json"} <= outputs.keys()
     assert _journal(pytester).is_file()
