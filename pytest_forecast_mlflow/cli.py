@@ -52,7 +52,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
-from urllib.parse import unquote, urlsplit
 
 from pytest_forecast_mlflow import __version__
 from pytest_forecast_mlflow.store import (
@@ -64,6 +63,7 @@ from pytest_forecast_mlflow.store import (
     default_artifact_root,
     default_tracking_uri,
     has_masked_credentials,
+    local_path,
     mask_text,
     mask_uri,
     relocate,
@@ -801,17 +801,7 @@ def _foreign_artifact_locations(db: Path, artifacts: Path) -> list[str]:
         ).fetchall()
     finally:
         conn.close()
-    return [location for (location,) in rows if not _is_within(_local_path(location), artifacts)]
-
-
-def _local_path(location: str | None) -> Path:
-    """The local path of an artifact location (``/abs``, ``file:///abs``); an empty path for remote ones."""
-    parts = urlsplit(location or "")
-    if parts.scheme == "file":
-        return Path(unquote(parts.path))
-    if len(parts.scheme) <= 1:  # no scheme, or a Windows drive letter
-        return Path(location or "")
-    return Path()
+    return [location for (location,) in rows if not _is_within(local_path(location), artifacts)]
 
 
 def _quoted(name: str) -> str:

@@ -215,6 +215,42 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
 SCOPE_FLAG = "--forecast-allow-scope-change"
 
 
+def compare_for(record: Record, baseline: Baseline | None, settings: Any) -> list[Row]:
+    """:func:`compare_record` under a session's gate settings (a :class:`~.settings.Settings`)."""
+    return compare_record(record, baseline, metrics=settings.gate_metrics, tolerance=settings.tolerance,
+                          alpha=settings.alpha, method=settings.method)
+
+
+def judge(
+    rows: list[Row],
+    settings: Any,
+    *,
+    baseline: Baseline | None,
+    incomplete: list[str],
+    interrupted: bool = False,
+    unavailable: str | None = None,
+    baseline_note: str = "none",
+) -> Verdict:
+    """:func:`decide` under a session's gate settings: the one decision of a live session and of replay."""
+    return decide(rows, baseline=baseline, alpha=settings.alpha, method=settings.method,
+                  require_baseline=settings.require_baseline, incomplete=incomplete, interrupted=interrupted,
+                  unavailable=unavailable, baseline_note=baseline_note, metrics=settings.gate_metrics,
+                  min_folds=settings.min_folds, max_detectable_pct=settings.max_detectable,
+                  allow_scope_change=settings.allow_scope_change)
+
+
+def promotion_blocker(candidate_models: list[str], failed_tests: list[str]) -> str | None:
+    """Why a promotable verdict still must not move the alias, or None: the session's own candidate tests
+    failed, or it has several candidate models and only one can be champion."""
+    if failed_tests:
+        return (f"{len(failed_tests)} candidate test(s) failed ({', '.join(failed_tests)}); a model whose own "
+                "tests fail is never promoted")
+    if len(candidate_models) > 1:
+        return (f"this session has {len(candidate_models)} candidate models ({', '.join(candidate_models)}) and only "
+                "one can be champion; promote them one session at a time (role='reference' for the others)")
+    return None
+
+
 def decide(
     rows: list[Row],
     *,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .gate import Row, Verdict
+from .gate import Verdict
 from .liveness import PID_TAG, is_alive
 from .records import Record
 from .settings import Settings
@@ -276,13 +276,6 @@ def read_journal(folder: Path) -> Journal:
     )
 
 
-def _verdict(payload: dict[str, Any] | None) -> Verdict | None:
-    if not payload:
-        return None
-    rows = tuple(Row(**row) for row in payload["rows"])
-    return Verdict(payload["status"], rows, payload["baseline"], tuple(payload["reasons"]))
-
-
 @contextlib.contextmanager
 def project_imports(journal: Journal) -> Iterator[list[Path]]:
     """Put the session's project folders first on ``sys.path`` while replay unpickles and logs its models."""
@@ -408,7 +401,7 @@ def _replay(journal: Journal, settings: Settings) -> ReplayResult:
             logged = tracking.log_session(
                 experiment_id,
                 pending,
-                verdict=_verdict(journal.verdict),
+                verdict=Verdict.from_json(journal.verdict),
                 outcomes=journal.outcomes,
                 status=journal.status,
                 session_id=journal.session_id,
@@ -440,7 +433,7 @@ def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any, records
     if it did not move while replay ran. What did not happen is said on a line starting
     ``NOT PROMOTED:`` (or ``NOT REGISTERED:``), so scripts and people cannot miss it.
     """
-    from .gate import compare_record, decide
+    from .gate import compare_for, judge, promotion_blocker
     from .report import terminal_lines
     from .tracking import LoggedRun
 
@@ -456,12 +449,11 @@ def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any, records
         blocked = "the session ran with --forecast-gate off, and promotion needs a passing gate verdict"
     elif destination.promote and journal.status != "FINISHED":
         blocked = f"the session ended {journal.status}; an interrupted session is never promoted"
-    elif destination.promote and any(
-        journal.outcomes.get(r.nodeid) == "failed" for r in records if r.role == "candidate"
-    ):
-        blocked = "a candidate test of the session failed; a model whose own tests fail is never promoted"
-    elif destination.promote and len(candidates) > 1:
-        blocked = f"{len(candidates)} candidate models; only one can be champion"
+    elif destination.promote:
+        failed = sorted(
+            {r.nodeid for r in records if r.role == "candidate" and journal.outcomes.get(r.nodeid) == "failed"}
+        )
+        blocked = promotion_blocker([run.model for run in candidates], failed)
     verdict = baseline = None
     if destination.promote and blocked is None:
         try:
@@ -470,33 +462,9 @@ def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any, records
             blocked = f"the champion cannot be read now: {mask_text(str(exc), secrets_from=settings.tracking_uri)}"
         else:
             gated = [r for r in records if r.role == "candidate"]
-            rows = [
-                row
-                for record in gated
-                if record.ok
-                for row in compare_record(
-                    record,
-                    baseline,
-                    metrics=settings.gate_metrics,
-                    tolerance=settings.tolerance,
-                    alpha=settings.alpha,
-                    method=settings.method,
-                )
-            ]
-            verdict = decide(
-                rows,
-                baseline=baseline,
-                alpha=settings.alpha,
-                method=settings.method,
-                require_baseline=settings.require_baseline,
-                incomplete=[f"{r.model} {r.label}" for r in gated if not r.ok],
-                interrupted=False,
-                baseline_note=note,
-                metrics=settings.gate_metrics,
-                min_folds=settings.min_folds,
-                max_detectable_pct=settings.max_detectable,
-                allow_scope_change=settings.allow_scope_change,
-            )
+            rows = [row for record in gated if record.ok for row in compare_for(record, baseline, settings)]
+            incomplete = [f"{r.model} {r.label}" for r in gated if not r.ok]
+            verdict = judge(rows, settings, baseline=baseline, incomplete=incomplete, baseline_note=note)
             lines += [f"{journal.folder.name}: replay gate: {line}" for line in terminal_lines(verdict, settings.gate)]
     for run in candidates:
         if run.model_uri is None:  # logged by an earlier, interrupted replay: its model URI is not known here

@@ -40,21 +40,32 @@ def writer_tags() -> dict[str, str]:
     }
 
 
-def is_alive(tags: Mapping[str, str]) -> bool:
-    """True only when the run's writer is a process on this host that is still running (not this one)."""
+def _writer_state(tags: Mapping[str, str]) -> str:
+    """``"alive"``, ``"dead"`` or ``"unknown"`` for the process named by a run's writer tags.
+
+    Only a writer on this host, other than this process, can be known: another host's, an untagged
+    run's (logged by something else) or our own is ``"unknown"``, never a guess. A live pid whose start
+    time differs from the recorded one is a reused pid: the writer is dead.
+    """
     host, pid, started = tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG)
     if not host or not pid or not pid.isdigit() or host != socket.gethostname() or int(pid) == os.getpid():
-        return False
+        return "unknown"
     now = _process_started(int(pid))
-    if now is not None:
-        return not started or started.startswith("t") or now == started
+    if now is not None:  # Linux: the start time tells a reused pid apart, when it was recorded
+        comparable = bool(started) and not started.startswith("t")
+        return "dead" if comparable and now != started else "alive"
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return False
+        return "dead"
     except PermissionError:
-        return True
-    return True
+        return "alive"
+    return "alive"
+
+
+def is_alive(tags: Mapping[str, str]) -> bool:
+    """True only when the run's writer is a process on this host that is still running (not this one)."""
+    return _writer_state(tags) == "alive"
 
 
 def is_dead(tags: Mapping[str, str]) -> bool:
@@ -63,18 +74,4 @@ def is_dead(tags: Mapping[str, str]) -> bool:
     A writer on another host, or a run without writer tags (logged by something else), is never
     declared dead: the answer would be a guess.
     """
-    host, pid, started = tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG)
-    if not host or not pid or not pid.isdigit() or host != socket.gethostname():
-        return False
-    if int(pid) == os.getpid():
-        return False
-    now = _process_started(int(pid))
-    if now is None:
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-    return bool(started) and not started.startswith("t") and now != started
+    return _writer_state(tags) == "dead"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .gate import Baseline, Row, Verdict, compare_record, decide
+from .gate import Baseline, Row, Verdict, compare_for, judge, promotion_blocker
 from .records import Record, from_result
 from .settings import Settings
 from .store import mask_text, mask_uri
@@ -163,9 +163,7 @@ class ForecastSession:
         if role == "candidate":
             self._save_model(record, model)
             if self.settings.gate != "off" and self.baseline_error is None and self.unavailable is None:
-                rows = compare_record(record, self.baseline, metrics=self.settings.gate_metrics,
-                                      tolerance=self.settings.tolerance, alpha=self.settings.alpha,
-                                      method=self.settings.method)
+                rows = compare_for(record, self.baseline, self.settings)
                 record.comparisons = [row.to_json() for row in rows]
                 for row in rows:
                     prefix = f"forecast.{row.label}.{row.metric}"
@@ -258,12 +256,8 @@ class ForecastSession:
         rows = [Row(**row) for record in candidates for row in record.comparisons]
         incomplete = [f"{r.model} {r.label}" for r in candidates if not r.ok]
         unavailable = self.unavailable or self.baseline_error
-        self.verdict = decide(rows, baseline=self.baseline, alpha=self.settings.alpha, method=self.settings.method,
-                              require_baseline=self.settings.require_baseline, incomplete=incomplete,
-                              interrupted=interrupted, unavailable=unavailable,
-                              baseline_note=self.baseline_note, metrics=self.settings.gate_metrics,
-                              min_folds=self.settings.min_folds, max_detectable_pct=self.settings.max_detectable,
-                              allow_scope_change=self.settings.allow_scope_change)
+        self.verdict = judge(rows, self.settings, baseline=self.baseline, incomplete=incomplete,
+                             interrupted=interrupted, unavailable=unavailable, baseline_note=self.baseline_note)
         if interrupted or self.settings.gate != "fail" or not self.fails_session:
             return
         from .report import failure_message
@@ -402,15 +396,11 @@ class ForecastSession:
         promote = self.settings.promote
         failed = sorted({r.nodeid for r in self.records if r.role == "candidate"
                          and self.outcomes.get(r.nodeid) == "failed"})
-        if promote and failed and not (self.verdict and self.verdict.regressions):
-            self.summary.append(f"alias {self.settings.alias!r} NOT moved: {len(failed)} candidate test(s) failed "
-                                f"({', '.join(failed)}); a model whose own tests fail is never promoted")
-            promote = False
-        if promote and len(candidates) > 1:
-            names = ", ".join(run.model for run in candidates)
-            self.summary.append(f"alias {self.settings.alias!r} NOT moved: this session has {len(candidates)} "
-                                f"candidate models ({names}) and only one can be champion; promote them one "
-                                "session at a time (role='reference' for the others)")
+        if self.verdict and self.verdict.regressions:
+            failed = []  # failed by the gate's own reports: the verdict already says why
+        blocker = promotion_blocker([run.model for run in candidates], failed) if promote else None
+        if blocker:
+            self.summary.append(f"alias {self.settings.alias!r} NOT moved: {blocker}")
             promote = False
         for run in candidates:
             outcome = self.tracking.register(run, verdict=self.verdict, promote=promote, gated_against=self.baseline)

@@ -32,7 +32,7 @@ import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 STORE_DIR = Path("data", "mlflow")
 DB_NAME = "mlflow.db"
@@ -75,6 +75,16 @@ def artifact_root_for(uri: str) -> Path | None:
     """
     db = sqlite_path(uri)
     return None if db is None else db.parent / ARTIFACTS_DIR
+
+
+def local_path(location: str | None) -> Path:
+    """The local path of an artifact location (``/abs``, ``file:///abs``); an empty path for remote ones."""
+    parts = urlsplit(location or "")
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if len(parts.scheme) <= 1:  # no scheme, or a Windows drive letter
+        return Path(location or "")
+    return Path()
 
 
 def sqlite_path(uri: str) -> Path | None:

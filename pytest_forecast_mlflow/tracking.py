@@ -31,7 +31,7 @@ from . import __version__
 from .gate import Baseline, BaselineHorizon, Verdict
 from .records import Record, sanitize
 from .settings import Settings
-from .store import mask_text, mask_uri, sqlite_path
+from .store import local_path, mask_text, mask_uri, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -469,14 +469,8 @@ class Tracking:
 
     def _missing_artifacts(self, run_id: str) -> str | None:
         """The local artifact folder of a run when it does not exist, else None (present, or remote)."""
-        import urllib.parse
-
-        uri = self.client.get_run(run_id).info.artifact_uri or ""
-        parsed = urllib.parse.urlsplit(uri)
-        if parsed.scheme not in ("", "file"):
-            return None
-        path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme else uri)
-        return None if path.exists() else str(path)
+        path = local_path(self.client.get_run(run_id).info.artifact_uri)
+        return None if path == Path() or path.exists() else str(path)
 
     def _history(self, run_id: str, key: str, folds: int) -> list[float] | None:
         history = sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
