@@ -303,14 +303,9 @@ def replay_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow
-def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
-    pytester: pytest.Pytester, empty_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytester.makeini("[pytest]\n")
-    pytester.makepyfile(rtmodels=textwrap.dedent(RTMODELS), test_rt=textwrap.dedent(SUITE))
-    down = f"http://alice:{ENCODED}@127.0.0.1:{closed_port()}"
-    result = pytester.runpytest_subprocess(
+def spool_session(pytester: pytest.Pytester, down: str) -> pytest.RunResult:
+    """The rt suite against an unreachable server, spooled to a journal, asking to be promoted."""
+    return pytester.runpytest_subprocess(
         *INNER_FLAGS,
         "--mlflow-experiment",
         "rt",
@@ -325,6 +320,16 @@ def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
         "--mlflow-promote",
         timeout=180,
     )
+
+
+@pytest.mark.slow
+def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
+    pytester: pytest.Pytester, empty_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(rtmodels=textwrap.dedent(RTMODELS), test_rt=textwrap.dedent(SUITE))
+    down = f"http://alice:{ENCODED}@127.0.0.1:{closed_port()}"
+    result = spool_session(pytester, down)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     (journal,) = (pytester.path / "data" / "mlflow" / "journal").iterdir()
     assert ENCODED not in (journal / PENDING).read_text()
@@ -378,21 +383,7 @@ def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
 
     # a second outage: the same model, 20 folds a horizon. At replay the gate compares it with the v1 it
     # now finds, calls 20 folds inconclusive (the default minimum is 30), and the alias stays
-    second = pytester.runpytest_subprocess(
-        *INNER_FLAGS,
-        "--mlflow-experiment",
-        "rt",
-        "--mlflow-tracking-uri",
-        down,
-        "--mlflow-on-unavailable",
-        "spool",
-        "--mlflow-timeout",
-        "2",
-        "--forecast-gate",
-        "warn",
-        "--mlflow-promote",
-        timeout=180,
-    )
+    second = spool_session(pytester, down)
     assert second.ret == pytest.ExitCode.OK, second.stdout.str()
     (later,) = [p for p in (pytester.path / "data" / "mlflow" / "journal").iterdir() if p != journal]
     refused = replay_command(str(later), "--tracking-uri", empty_store.uri, "--to-other-store", cwd=elsewhere)
