@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    pass
+    from .session import ForecastSession
+    from .settings import Settings
 
-SETTINGS_KEY = pytest.StashKey["Settings"]()
-SESSION_KEY = pytest.StashKey["ForecastSession"]()
+# annotated rather than subscripted at run time: the names exist only for the type checker
+SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
+SESSION_KEY: pytest.StashKey[ForecastSession] = pytest.StashKey()
