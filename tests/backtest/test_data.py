@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -64,122 +67,142 @@ def test_loading_copies_a_series_instead_of_aliasing_it() -> None:
     assert original.iloc[0] == 1.0
 
 
-# -- one test per bad input -------------------------------------------------------------------------------
-
-
-def test_a_missing_value_names_its_date_and_line(csv) -> None:
-    with pytest.raises(DataError) as excinfo:
-        load_series(csv("date,value\n2024-01-01,1\n2024-01-02,\n2024-01-03,3\n2024-01-04,\n"))
-    message = str(excinfo.value)
-    assert "missing (NaN) value(s) at 2024-01-02, 2024-01-04 (line(s) 3, 5)" in message
-    assert "drop or fill those rows" in message
-
-
-def test_a_nan_in_a_frame_names_its_date() -> None:
-    frame = pd.DataFrame({"date": ["2024-01-01", "2024-01-02"], "value": [1.0, np.nan]})
-    with pytest.raises(DataError, match=r"missing \(NaN\) value\(s\) at 2024-01-02 .*drop or fill"):
-        load_series(frame)
-
-
-@pytest.mark.parametrize("text", ["inf", "-inf"])
-def test_an_infinite_value_names_its_date_and_line(csv, text: str) -> None:
-    with pytest.raises(DataError) as excinfo:
-        load_series(csv(f"date,value\n2024-01-01,1\n2024-01-02,2\n2024-01-03,{text}\n"))
-    message = str(excinfo.value)
-    assert "infinite value(s) at 2024-01-03 (line(s) 4)" in message
-    assert "drop or fill those rows" in message
-
-
-def test_a_non_numeric_value_names_its_line_and_text(csv) -> None:
-    with pytest.raises(DataError) as excinfo:
-        load_series(csv("date,value\n2024-01-01,1\n2024-01-02,$2\n2024-01-03,7\n2024-01-04,abc\n"))
-    message = str(excinfo.value)
-    assert "non-numeric value(s) at line(s) 3, 5 ($2, abc)" in message
-    assert "every value must be a number" in message
-
-
-@pytest.mark.parametrize("text", ["NaN", "nan", "n/a", "NA", "null", ""])
-def test_a_written_out_missing_value_is_reported_as_missing_naming_its_line(csv, text: str) -> None:
-    with pytest.raises(DataError, match=r"missing \(NaN\) value\(s\) at 2024-01-02 \(line\(s\) 3\)"):
-        load_series(csv(f"date,value\n2024-01-01,1\n2024-01-02,{text}\n"))
-
-
-def test_a_row_with_an_extra_field_names_its_line_and_the_fix(csv) -> None:
-    with pytest.raises(DataError) as excinfo:
-        load_series(csv("date,value\n2024-01-01,1\n2024-01-02,1,5\n2024-01-03,2\n"))
-    message = str(excinfo.value)
-    assert "Expected 2 fields in line 3, saw 3" in message
-    assert "every row must hold one date and one value (quote a value written with a decimal comma)" in message
-
-
 def test_compact_dates_are_read_as_dates_not_as_numbers(csv) -> None:
     series = load_series(csv("date,value\n20240130,1\n20240131,2\n20240201,3\n"))
     assert list(series.index) == list(pd.to_datetime(["2024-01-30", "2024-01-31", "2024-02-01"]))
 
 
-def test_many_bad_lines_are_summarised(csv) -> None:
-    rows = "".join(f"2024-01-{day:02d},x\n" for day in range(1, 10))
-    with pytest.raises(DataError, match=r"line\(s\) 2, 3, 4, 5, 6 and 4 more"):
-        load_series(csv("date,value\n" + rows))
+# -- bad input: one row per case -------------------------------------------------------------------------
 
 
-def test_unsorted_dates_name_the_rows_out_of_order(csv) -> None:
+@dataclass(frozen=True)
+class Csv:
+    """CSV text, written to a file whose path is what ``load_series`` is given."""
+
+    text: str
+
+
+BAD_INPUTS = [
+    # (source, fragments the message contains, pattern it matches; "{path}" stands for the file written)
+    pytest.param(
+        Csv("date,value\n2024-01-01,1\n2024-01-02,\n2024-01-03,3\n2024-01-04,\n"),
+        ["missing (NaN) value(s) at 2024-01-02, 2024-01-04 (line(s) 3, 5)", "drop or fill those rows"],
+        None,
+        id="a-missing-value-names-its-date-and-line",
+    ),
+    pytest.param(
+        pd.DataFrame({"date": ["2024-01-01", "2024-01-02"], "value": [1.0, np.nan]}),
+        [],
+        r"missing \(NaN\) value\(s\) at 2024-01-02 .*drop or fill",
+        id="a-nan-in-a-frame-names-its-date",
+    ),
+    *[
+        pytest.param(
+            Csv(f"date,value\n2024-01-01,1\n2024-01-02,2\n2024-01-03,{text}\n"),
+            ["infinite value(s) at 2024-01-03 (line(s) 4)", "drop or fill those rows"],
+            None,
+            id=f"an-infinite-value-names-its-date-and-line/{text}",
+        )
+        for text in ["inf", "-inf"]
+    ],
+    pytest.param(
+        Csv("date,value\n2024-01-01,1\n2024-01-02,$2\n2024-01-03,7\n2024-01-04,abc\n"),
+        ["non-numeric value(s) at line(s) 3, 5 ($2, abc)", "every value must be a number"],
+        None,
+        id="a-non-numeric-value-names-its-line-and-text",
+    ),
+    *[
+        pytest.param(
+            Csv(f"date,value\n2024-01-01,1\n2024-01-02,{text}\n"),
+            [],
+            r"missing \(NaN\) value\(s\) at 2024-01-02 \(line\(s\) 3\)",
+            id=f"a-written-out-missing-value-is-reported-as-missing-naming-its-line/{text!r}",
+        )
+        for text in ["NaN", "nan", "n/a", "NA", "null", ""]
+    ],
+    pytest.param(
+        Csv("date,value\n2024-01-01,1\n2024-01-02,1,5\n2024-01-03,2\n"),
+        [
+            "Expected 2 fields in line 3, saw 3",
+            "every row must hold one date and one value (quote a value written with a decimal comma)",
+        ],
+        None,
+        id="a-row-with-an-extra-field-names-its-line-and-the-fix",
+    ),
+    pytest.param(
+        Csv("date,value\n" + "".join(f"2024-01-{day:02d},x\n" for day in range(1, 10))),
+        [],
+        r"line\(s\) 2, 3, 4, 5, 6 and 4 more",
+        id="many-bad-lines-are-summarised",
+    ),
+    pytest.param(
+        Csv("date,value\n2024-01-01,1\n2024-01-03,2\n2024-01-02,3\n2024-01-04,4\n"),
+        ["dates are not sorted: 2024-01-02 (line(s) 4) come after a later date", "sort the rows by date"],
+        None,
+        id="unsorted-dates-name-the-rows-out-of-order",
+    ),
+    pytest.param(
+        Csv("date,value\n2024-01-01,1\n2024-01-02,2\n2024-01-02,3\n2024-01-03,4\n"),
+        ["duplicate date(s) 2024-01-02 (line(s) 4)", "keep one row per date"],
+        None,
+        id="duplicate-dates-name-the-repeated-rows",
+    ),
+    *[
+        pytest.param(
+            Csv(text),
+            [],
+            r"^{path}: the file is empty; expected a header 'date,value' and rows",
+            id=f"an-empty-file-asks-for-a-header-and-rows/{text!r}",
+        )
+        for text in ["", "\n\n"]
+    ],
+    pytest.param(
+        Csv("date,value\n"),
+        [],
+        r"^{path}: the series has no rows; add at least one row with a 'date'",
+        id="a-header-only-file-says-it-has-no-rows",
+    ),
+    pytest.param("/nonexistent/nowhere.csv", [], "nowhere.csv: no such file", id="a-missing-file-is-named"),
+    *[
+        pytest.param(
+            Csv(f"{header}\n2024-01-01,1\n"),
+            [
+                f"missing column(s) {missing}; found {header.split(',')}",
+                "Rename the columns to 'date' and 'value' or pass date_column=/value_column=",
+            ],
+            None,
+            id=f"missing-or-misnamed-columns-are-named-with-the-fix/{header}",
+        )
+        for header, missing in [("date,price", "'value'"), ("Date,value", "'date'"), ("when,price", "'date', 'value'")]
+    ],
+    pytest.param(
+        Csv("date,value\n2024-01-01,1\n2024-02-30,2\nyesterday,3\n,4\n"),
+        ["unparseable date(s) at line(s) 3, 4, 5 (2024-02-30, yesterday, )", "use ISO dates such as 2024-01-31"],
+        None,
+        id="unparseable-dates-name-their-lines-and-text",
+    ),
+    pytest.param(
+        [1.0, 2.0],
+        [],
+        "cannot load a series from list; pass a CSV path, a Series or a DataFrame",
+        id="an-unsupported-source-says-what-is-accepted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "fragments", "pattern"), BAD_INPUTS)
+def test_bad_input_is_refused_naming_the_cause_and_the_fix(
+    csv, source: Any, fragments: list[str], pattern: str | None
+) -> None:
+    if isinstance(source, Csv):
+        source = csv(source.text)
     with pytest.raises(DataError) as excinfo:
-        load_series(csv("date,value\n2024-01-01,1\n2024-01-03,2\n2024-01-02,3\n2024-01-04,4\n"))
+        load_series(source)
     message = str(excinfo.value)
-    assert "dates are not sorted: 2024-01-02 (line(s) 4) come after a later date" in message
-    assert "sort the rows by date" in message
-
-
-def test_duplicate_dates_name_the_repeated_rows(csv) -> None:
-    with pytest.raises(DataError) as excinfo:
-        load_series(csv("date,value\n2024-01-01,1\n2024-01-02,2\n2024-01-02,3\n2024-01-03,4\n"))
-    message = str(excinfo.value)
-    assert "duplicate date(s) 2024-01-02 (line(s) 4)" in message
-    assert "keep one row per date" in message
-
-
-@pytest.mark.parametrize("text", ["", "\n\n"])
-def test_an_empty_file_asks_for_a_header_and_rows(csv, text: str) -> None:
-    path = csv(text)
-    with pytest.raises(DataError, match=rf"^{path}: the file is empty; expected a header 'date,value' and rows"):
-        load_series(path)
-
-
-def test_a_header_only_file_says_it_has_no_rows(csv) -> None:
-    path = csv("date,value\n")
-    with pytest.raises(DataError, match=rf"^{path}: the series has no rows; add at least one row with a 'date'"):
-        load_series(path)
-
-
-def test_a_missing_file_is_named() -> None:
-    with pytest.raises(DataError, match="nowhere.csv: no such file"):
-        load_series("/nonexistent/nowhere.csv")
-
-
-@pytest.mark.parametrize(
-    ("header", "missing"),
-    [("date,price", "'value'"), ("Date,value", "'date'"), ("when,price", "'date', 'value'")],
-)
-def test_missing_or_misnamed_columns_are_named_with_the_fix(csv, header: str, missing: str) -> None:
-    with pytest.raises(DataError) as excinfo:
-        load_series(csv(f"{header}\n2024-01-01,1\n"))
-    message = str(excinfo.value)
-    assert f"missing column(s) {missing}; found {header.split(',')}" in message
-    assert "Rename the columns to 'date' and 'value' or pass date_column=/value_column=" in message
-
-
-def test_unparseable_dates_name_their_lines_and_text(csv) -> None:
-    with pytest.raises(DataError) as excinfo:
-        load_series(csv("date,value\n2024-01-01,1\n2024-02-30,2\nyesterday,3\n,4\n"))
-    message = str(excinfo.value)
-    assert "unparseable date(s) at line(s) 3, 4, 5 (2024-02-30, yesterday, )" in message
-    assert "use ISO dates such as 2024-01-31" in message
-
-
-def test_an_unsupported_source_says_what_is_accepted() -> None:
-    with pytest.raises(DataError, match="cannot load a series from list; pass a CSV path, a Series or a DataFrame"):
-        load_series([1.0, 2.0])
+    for fragment in fragments:
+        assert fragment in message
+    if pattern is not None:
+        excinfo.match(pattern.replace("{path}", re.escape(str(source))))
 
 
 # -- fingerprint ------------------------------------------------------------------------------------------
@@ -210,8 +233,9 @@ def test_the_same_series_has_the_same_fingerprint_however_it_was_loaded(csv) -> 
 
 
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
-def test_the_fingerprint_does_not_depend_on_the_date_resolution(unit: str) -> None:
+def test_the_fingerprint_does_not_depend_on_the_date_resolution(unit: Literal["s", "ms", "us", "ns"]) -> None:
     series = dated([1.0, 2.0, 3.0])
+    assert isinstance(series.index, pd.DatetimeIndex)
     assert fingerprint(series.set_axis(series.index.as_unit(unit))) == fingerprint(series)
 
 
