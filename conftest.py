@@ -34,6 +34,7 @@ class SeriesChoice:
 
 
 _CHOICE = pytest.StashKey[SeriesChoice]()
+_DEGRADE = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,15 +59,34 @@ def _choose(config: pytest.Config) -> SeriesChoice:
     return SeriesChoice(path.resolve(), False, "")
 
 
+def _degrade(config: pytest.Config) -> float:
+    value = config.getoption("usdclp_degrade")
+    if value is None:
+        raw = os.environ.get("USDCLP_DEGRADE", "0")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise pytest.UsageError(f"USDCLP_DEGRADE={raw!r} is not a number; use e.g. 0.2") from None
+    if value < 0:
+        raise pytest.UsageError(f"--usdclp-degrade must be >= 0, got {value}")
+    return float(value)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CHOICE] = _choose(config)
+    config.stash[_DEGRADE] = _degrade(config)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     choice = config.stash[_CHOICE]
     if choice.synthetic:
-        return f"usdclp series: SYNTHETIC sample {choice.path.name} ({choice.why})"
-    return f"usdclp series: {choice.path}"
+        lines = [f"usdclp series: SYNTHETIC sample {choice.path.name} ({choice.why})"]
+    else:
+        lines = [f"usdclp series: {choice.path}"]
+    degrade = config.stash[_DEGRADE]
+    if degrade:
+        lines.append(f"usdclp candidate: DEGRADED on purpose by {degrade:g} (--usdclp-degrade / USDCLP_DEGRADE)")
+    return lines
 
 
 @pytest.fixture(scope="session")
@@ -88,14 +108,5 @@ def usdclp(pytestconfig: pytest.Config) -> pandas.Series:
 
 @pytest.fixture(scope="session")
 def degrade(pytestconfig: pytest.Config) -> float:
-    """How much to worsen the candidate on purpose (0 for the real model)."""
-    value = pytestconfig.getoption("usdclp_degrade")
-    if value is None:
-        raw = os.environ.get("USDCLP_DEGRADE", "0")
-        try:
-            value = float(raw)
-        except ValueError:
-            raise pytest.UsageError(f"USDCLP_DEGRADE={raw!r} is not a number; use e.g. 0.2") from None
-    if value < 0:
-        raise pytest.UsageError(f"--usdclp-degrade must be >= 0, got {value}")
-    return value
+    """How much to worsen the candidate on purpose (0 for the real model), shown in the report header."""
+    return pytestconfig.stash[_DEGRADE]

@@ -13,6 +13,7 @@ and ``pytest --help`` in this repository.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -645,3 +646,30 @@ def test_pytest_help_in_this_repository_lists_the_root_options() -> None:
     assert "Traceback" not in done.stderr
     assert "--usdclp-degrade=USDCLP_DEGRADE" in done.stdout
     assert "~40% worse" in " ".join(done.stdout.split())
+
+
+def _header(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The repository's report header, without collecting its backtests (``conftest.py`` holds no test)."""
+    environ = {k: v for k, v in os.environ.items() if k != "USDCLP_DEGRADE"} | env
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-p", "no:cacheprovider", *args, "conftest.py"],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_a_deliberately_degraded_candidate_is_announced_in_the_header() -> None:
+    # a regression shown on purpose must never be mistaken for a real one in a saved log
+    plain, degraded = _header(), _header("--usdclp-degrade", "0.2", USDCLP_DEGRADE="0.5")
+
+    assert plain.returncode == degraded.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, degraded.stderr[-2000:]
+    assert "usdclp series:" in plain.stdout
+    assert "DEGRADED" not in plain.stdout
+    # the option beats the environment variable, and the header names both ways of switching it on
+    assert "usdclp candidate: DEGRADED on purpose by 0.2 (--usdclp-degrade / USDCLP_DEGRADE)" in degraded.stdout
+
+
+def test_a_bad_degrade_value_is_a_usage_error_before_any_backtest() -> None:
+    done = _header(USDCLP_DEGRADE="lots")
+
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "USDCLP_DEGRADE='lots' is not a number; use e.g. 0.2" in done.stderr
