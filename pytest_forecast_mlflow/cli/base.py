@@ -1,4 +1,4 @@
-"""What every command shares: the store it works on, its argument types, and :class:`CliError`."""
+"""What every command shares: the parser class, the store a command works on, argument types, :class:`CliError`."""
 
 from __future__ import annotations
 
