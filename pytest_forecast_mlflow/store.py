@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
+#: The console script (``[project.scripts]`` in pyproject.toml), as messages name it.
+COMMAND = "forecast-mlflow"
 STORE_DIR = Path("data", "mlflow")
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIR = "mlruns"
@@ -248,6 +250,15 @@ def has_masked_credentials(uri: str) -> bool:
     return any(uri[start:at] == MASK for _, start, at in _url_spans(uri, strict=False))
 
 
+# ------------------------------------------------------------------------------------------ messages
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of ``text``, stripped: how a one-line message quotes another library's error."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
 # ------------------------------------------------------------------------------------- validation
 
 
@@ -302,7 +313,7 @@ def relocate(value: str, old_root: Path, new_root: Path) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _relocation(old_root: str, new_root: str):
+def _relocation(old_root: str, new_root: str) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
     old_raw, old_encoded = old_root, Path(old_root).as_uri()[len("file://") :]
     new_raw, new_encoded = new_root, Path(new_root).as_uri()[len("file://") :]
     paths = "|".join(re.escape(p) for p in sorted({old_raw, old_encoded}, key=len, reverse=True))

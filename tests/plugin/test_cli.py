@@ -23,9 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_forecast_mlflow import cli
-from pytest_forecast_mlflow.cli import main
+from pytest_forecast_mlflow import backup as backup_module
+from pytest_forecast_mlflow.cli import build_parser, dashboard, main
+from pytest_forecast_mlflow.cli.base import resolve_store
+from pytest_forecast_mlflow.cli.ui import ui_command
 from pytest_forecast_mlflow.store import default_artifact_root, default_tracking_uri
+from pytest_forecast_mlflow.tracking_views import Champion
 
 from .conftest import Store, make_project, run_tracked
 
@@ -199,7 +202,7 @@ def test_dashboard_lists_newest_runs_first_with_aggregates_verdicts_and_champion
 
 def test_format_experiment_aligns_columns_and_clips_long_names() -> None:
     rows = tuple(
-        cli.RunRow(
+        dashboard.RunRow(
             run_id=f"{i}" * 32,
             run_name=name,
             start_time_ms=T0_MS,
@@ -214,9 +217,9 @@ def test_format_experiment_aligns_columns_and_clips_long_names() -> None:
             [("r1", "pass", {"7d": 0.012345}), ("r2", "", {"7d": 0.5, "30d": 1234.5})]
         )
     )
-    view = cli.ExperimentView("exp", rows, ("7d", "30d"), cli.Champion("exp", "4", "1" * 32), "exp")
+    view = dashboard.ExperimentView("exp", rows, ("7d", "30d"), Champion("exp", "4", "1" * 32), "exp")
 
-    title, header, first, second = cli.format_experiment(view, "mape", limit=10)
+    title, header, first, second = dashboard.format_experiment(view, "mape", limit=10)
 
     assert title == "experiment exp  (champion: exp v4, run 11111111)"
     assert header.split()[-4:] == ["7d", "mape", "30d", "mape"]
@@ -318,7 +321,7 @@ def test_every_line_the_cli_prints_is_masked(
         out.write(f"no newline at the end: {SLASH_HASH}")
         raise RuntimeError(f"API request to {uri}/api/2.0/mlflow/runs/get failed")
 
-    monkeypatch.setattr(cli, "cmd_dashboard", leaky)
+    monkeypatch.setattr(dashboard, "cmd_dashboard", leaky)
     monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
 
     code, out, err = run_cli(capsys, "dashboard", "--tracking-uri", uri)
@@ -376,7 +379,7 @@ def test_dashboard_ends_runs_of_dead_sessions_and_never_shows_a_running_run_as_p
 
 def test_format_experiment_shows_the_state_of_unfinished_runs() -> None:
     rows = tuple(
-        cli.RunRow(
+        dashboard.RunRow(
             run_id=f"{i}" * 32,
             run_name=f"r{i}",
             start_time_ms=T0_MS,
@@ -389,8 +392,8 @@ def test_format_experiment_shows_the_state_of_unfinished_runs() -> None:
         )
         for i, status in enumerate(["FINISHED", "RUNNING", "KILLED", "FAILED"])
     )
-    view = cli.ExperimentView("exp", rows, (), None, "exp")
-    lines = cli.format_experiment(view, "rmse", limit=10)
+    view = dashboard.ExperimentView("exp", rows, (), None, "exp")
+    lines = dashboard.format_experiment(view, "rmse", limit=10)
     assert [line.split()[-1] for line in lines[2:]] == ["pass", "running", "killed", "failed"]
 
 
@@ -514,7 +517,7 @@ def test_backup_gives_up_on_a_store_locked_too_long(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli, "LOCK_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(backup_module, "LOCK_TIMEOUT_S", 0.3)
     locker = sqlite3.connect(project.db, isolation_level=None)
     try:
         locker.execute("BEGIN EXCLUSIVE")
@@ -713,9 +716,9 @@ def non_loopback_address() -> str | None:
 
 
 def test_ui_binds_loopback_by_default(project: Project) -> None:
-    args = cli.build_parser().parse_args(["ui"])
+    args = build_parser().parse_args(["ui"])
     assert (args.host, args.port) == ("127.0.0.1", 5000)
-    command = cli.ui_command(cli.resolve_store(None), args.host, args.port)
+    command = ui_command(resolve_store(None), args.host, args.port)
     assert command[:4] == [sys.executable, "-m", "mlflow", "server"]
     assert command[command.index("--host") + 1] == "127.0.0.1"
     assert command[command.index("--backend-store-uri") + 1] == project.uri

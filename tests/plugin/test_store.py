@@ -20,6 +20,7 @@ from pytest_forecast_mlflow.store import (
     canonical_uri,
     default_artifact_root,
     default_tracking_uri,
+    first_line,
     has_masked_credentials,
     mask_text,
     mask_uri,
@@ -38,6 +39,14 @@ def test_store_paths(tmp_path: Path) -> None:
     assert sqlite_path("sqlite:///rel/m.db?timeout=20") == Path("rel/m.db")
     assert sqlite_path("sqlite:///:memory:") is None
     assert sqlite_path("https://host") is None
+
+
+def test_first_line_quotes_the_first_non_blank_line_stripped() -> None:
+    assert first_line("\n  database is locked  \n(Background on this error at: https://sqlalche.me)") == (
+        "database is locked"
+    )
+    assert first_line(" \n\t\n") == ""
+    assert first_line("") == ""
 
 
 def test_store_module_does_not_import_mlflow() -> None:
