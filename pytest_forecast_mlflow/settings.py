@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+if TYPE_CHECKING:  # pytest itself is imported where an error is raised: the CLI reads OPTIONS without it
+    import pytest
 
 GROUP = "forecast-mlflow"
 
@@ -119,31 +120,6 @@ def _tracking_uri(value: str) -> str:
         uri = validate_tracking_uri(value.strip(), source="tracking URI")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return _check_authority(uri)
-
-
-def _check_authority(uri: str) -> str:
-    """Refuse an http(s) URI whose host part does not parse, without echoing any of it.
-
-    A password holding ``/``, ``#`` or ``?`` ends the host part early (``http://alice:ab/cd@host``
-    reads as host ``alice`` with port ``ab``), so part of the password would land in an error message.
-    """
-    import urllib.parse
-
-    if not uri.lower().startswith(("http://", "https://")):
-        return uri
-    parts = urllib.parse.urlsplit(uri)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port == -1 or not parts.hostname or "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
-        raise argparse.ArgumentTypeError(
-            "the tracking URI's host part cannot be parsed (the URI is not shown: it may hold a password). "
-            "If the user name or password contains '/', '#', '?' or '@', percent-encode them "
-            "('/' as %2F, '#' as %23, '?' as %3F, '@' as %40), or pass them in MLFLOW_TRACKING_USERNAME "
-            "and MLFLOW_TRACKING_PASSWORD instead of the URI"
-        )
     return uri
 
 
@@ -268,6 +244,11 @@ class Settings:
         return self.experiment is not None
 
 
+def default_of(ini: str) -> Any:
+    """The default of the option whose ini key is ``ini`` (the CLI shows what the plugin uses by default)."""
+    return next(option.default for option in OPTIONS if option.ini == ini)
+
+
 def addoptions(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "walk-forward backtests tracked in MLflow")
     for option in OPTIONS:
@@ -289,6 +270,8 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str]:
+    import pytest
+
     cli = config.getoption(option.dest)
     if cli is not None and cli != []:
         return cli, f"command line {option.flag}"
@@ -318,6 +301,8 @@ def _parsed(option: Option, raw: str, where: str) -> Any:
     try:
         return option.parse(raw) if option.parse else raw
     except argparse.ArgumentTypeError as exc:
+        import pytest
+
         raise pytest.UsageError(f"{where}: {exc}") from None
 
 

@@ -262,6 +262,26 @@ def first_line(text: str) -> str:
 # ------------------------------------------------------------------------------------- validation
 
 
+def _check_authority(uri: str) -> None:
+    """Refuse an http(s) URI whose host part does not parse, without echoing any of it.
+
+    A password holding ``/``, ``#`` or ``?`` ends the host part early (``http://alice:ab/cd@host``
+    reads as host ``alice`` with port ``ab``), so part of the password would land in an error message.
+    """
+    parts = urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port == -1 or not parts.hostname or "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        raise ValueError(
+            "the tracking URI's host part cannot be parsed (the URI is not shown: it may hold a password). "
+            "If the user name or password contains '/', '#', '?' or '@', percent-encode them "
+            "('/' as %2F, '#' as %23, '?' as %3F, '@' as %40), or pass them in MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD instead of the URI"
+        )
+
+
 def validate_tracking_uri(uri: str, source: str = "tracking URI") -> str:
     """Return ``uri`` if it names a store this project supports, else raise ``ValueError`` that teaches.
 
@@ -274,6 +294,7 @@ def validate_tracking_uri(uri: str, source: str = "tracking URI") -> str:
     if scheme == "sqlite" and sqlite_path(uri) is not None:
         return uri
     if scheme in ("http", "https") and uri.split("://", 1)[1].strip("/"):
+        _check_authority(uri)
         return uri
     shown = mask_uri(uri) or "''"
     sqlite_example = f"sqlite:///{STORE_DIR.as_posix()}/{DB_NAME}"

@@ -11,23 +11,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pytest_forecast_mlflow.cli.base import CliError, Parser, positive_int, store_args
-from pytest_forecast_mlflow.settings import OPTIONS
+from pytest_forecast_mlflow.settings import default_of
 from pytest_forecast_mlflow.store import first_line
 
 if TYPE_CHECKING:
     from pytest_forecast_mlflow.tracking_views import Champion, RunSummary
 
 
-def _plugin_default(ini: str) -> Any:
-    """The plugin's default for its option ``ini``: the dashboard shows what the gate compares by default."""
-    return next(option.default for option in OPTIONS if option.ini == ini)
-
-
-CHAMPION_ALIAS: str = _plugin_default("forecast_alias")
-DEFAULT_METRIC: str = _plugin_default("forecast_gate_metrics")[0]
+# the dashboard shows what the gate compares by default
+CHAMPION_ALIAS: str = default_of("forecast_alias")
+DEFAULT_METRIC: str = default_of("forecast_gate_metrics")[0]
 DEFAULT_LIMIT = 10
 
 

@@ -230,6 +230,17 @@ def test_validate_tracking_uri_sends_databases_behind_a_server(uri: str, scheme:
     assert "hunter22" not in message
 
 
+@pytest.mark.parametrize("password", ["ab/cd", "ab#cd", "ab?cd", "a@b/cd"])
+def test_validate_tracking_uri_refuses_a_raw_password_that_breaks_the_host_part_without_echoing_it(
+    password: str,
+) -> None:
+    # urlsplit would read "alice" as the host and part of the password as a port or a path
+    with pytest.raises(ValueError, match="host part cannot be parsed") as info:
+        validate_tracking_uri(f"http://alice:{password}S3cret@mlflow.example.com")
+    assert "S3cret" not in str(info.value)
+    assert "alice" not in str(info.value)
+
+
 def test_validate_tracking_uri_accepts_sqlite_and_http() -> None:
     for uri in ("sqlite:///data/mlflow/mlflow.db", "https://u:t@mlflow.example.com", "http://127.0.0.1:5000"):
         assert validate_tracking_uri(uri) == uri
