@@ -207,10 +207,10 @@ def _from_flat(flat: dict[str, Any], status: str, method: str, direction: str,
     regressed = flat.get("regressed")
     if method == "dm" and math.isnan(numbers["p_adjusted"]) and not regressed:
         regressed = None  # not decided yet: the Holm step sets it
-    comparison = Comparison(method=method, direction=direction, tolerance=tolerance, alpha=alpha,
-                            n_folds=flat.get("n_folds", 0), lags=flat.get("lags"), variance=flat.get("variance"),
-                            regressed=regressed, **numbers)
-    return comparison, 0
+    values: dict[str, Any] = dict(method=method, direction=direction, tolerance=tolerance, alpha=alpha,
+                                  n_folds=flat.get("n_folds", 0), lags=flat.get("lags"),
+                                  variance=flat.get("variance"), regressed=regressed, **numbers)
+    return Comparison(**values), 0
 
 
 @dataclass(frozen=True)
@@ -367,9 +367,10 @@ def promotion_blocker(candidate_models: list[str], failed_tests: list[str]) -> s
     return None
 
 
-def _at_level(comparison: Comparison, alpha: float) -> Comparison:
+def _at_level(comparison: Comparison | None, alpha: float) -> Comparison:
     """A comparison read from a flat row that did not keep its level (an earlier version's, or written by
     hand) is taken at the gate's; one that kept it must match, as :func:`backtest.compare.decide` checks."""
+    assert comparison is not None, "a compared row has its comparison (Row refuses one without)"
     return replace(comparison, alpha=alpha) if math.isnan(comparison.alpha) else comparison
 
 
