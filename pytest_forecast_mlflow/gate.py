@@ -7,10 +7,13 @@ workers call :func:`compare_record` per test; the controller calls :func:`decide
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from .records import Record
+
+if TYPE_CHECKING:
+    from backtest.compare import Comparison
 
 
 def _direction(metric: str) -> str:
@@ -64,9 +67,32 @@ class Baseline:
         return {(label, metric) for label in self.horizons for metric in wanted}
 
 
-@dataclass(frozen=True)
+def _compared(name: str) -> property:
+    """A row's number read from its comparison; NaN when nothing was compared."""
+    return property(lambda row: math.nan if row.comparison is None else getattr(row.comparison, name),
+                    doc=f"The comparison's ``{name}``; NaN when nothing was compared.")
+
+
+#: the comparison's numbers in a row's flat JSON form, beside the row's own fields
+_NUMBERS = ("baseline", "candidate", "delta_pct", "statistic", "p_value", "p_adjusted", "min_detectable_pct")
+_FLAT = (*_NUMBERS, "n_folds", "regressed", "tolerance", "alpha", "lags", "variance")
+
+
+@dataclass(frozen=True, init=False)
 class Row:
-    """One gate hypothesis: a candidate's metric at one horizon against the baseline."""
+    """One gate hypothesis: a candidate's metric at one horizon against the baseline.
+
+    ``comparison`` is the :class:`backtest.compare.Comparison` of the paired folds (Holm-adjusted by
+    :func:`decide`), or None when nothing was compared (status no-baseline, unmatched, no-common-folds,
+    error); its numbers read as row attributes (``row.p_value``), NaN without one. ``method`` and
+    ``direction`` are the gate's, which a comparison shares. ``paired_folds`` counts the folds that
+    paired when they were too few to compare.
+
+    A row is also built from the flat keywords of its JSON form (``Row(status=..., baseline=...,
+    p_value=..., n_folds=...)``), as workers ship it, journals keep it and tests write it; a comparison
+    is made of those numbers when the row was compared or carries any. Rows written before the JSON
+    carried ``tolerance``, ``alpha``, ``lags`` and ``variance`` leave them NaN, NaN, None and None.
+    """
 
     nodeid: str
     model: str
@@ -75,22 +101,116 @@ class Row:
     metric: str
     direction: str
     status: str  # compared | no-baseline | unmatched | no-common-folds | error
-    baseline: float = math.nan
-    candidate: float = math.nan
-    delta_pct: float = math.nan
-    statistic: float = math.nan
-    p_value: float = math.nan
-    p_adjusted: float = math.nan
-    n_folds: int = 0
-    candidate_folds: int = 0
-    min_detectable_pct: float = math.nan
+    comparison: Comparison | None = None
     method: str = "dm"
-    regressed: bool = False
+    candidate_folds: int = 0
+    paired_folds: int = 0
     underpowered: bool = False
     note: str = ""
 
+    def __init__(
+        self,
+        nodeid: str,
+        model: str,
+        label: str,
+        horizon: int,
+        metric: str,
+        direction: str,
+        status: str,
+        comparison: Comparison | None = None,
+        method: str = "dm",
+        candidate_folds: int = 0,
+        paired_folds: int = 0,
+        underpowered: bool = False,
+        note: str = "",
+        **flat: Any,
+    ) -> None:
+        unknown = sorted(set(flat) - set(_FLAT))
+        if unknown:
+            raise TypeError(f"Row() got unexpected keyword argument(s): {', '.join(unknown)}")
+        if flat and comparison is not None:
+            raise TypeError("give a Row its comparison or the flat numbers of one, not both")
+        if flat:
+            comparison, paired_folds = _from_flat(flat, status, method, direction, paired_folds)
+        if status == "compared" and comparison is None:
+            raise ValueError("a compared row needs its comparison")
+        values = dict(nodeid=nodeid, model=model, label=label, horizon=horizon, metric=metric, direction=direction,
+                      status=status, comparison=comparison, method=method, candidate_folds=candidate_folds,
+                      paired_folds=paired_folds, underpowered=underpowered, note=note)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    baseline = _compared("baseline")
+    candidate = _compared("candidate")
+    delta_pct = _compared("delta_pct")
+    statistic = _compared("statistic")
+    p_value = _compared("p_value")
+    p_adjusted = _compared("p_adjusted")
+    min_detectable_pct = _compared("min_detectable_pct")
+
+    @property
+    def n_folds(self) -> int:
+        """The folds compared, or those that paired when too few to compare."""
+        return self.paired_folds if self.comparison is None else self.comparison.n_folds
+
+    @property
+    def regressed(self) -> bool:
+        """Decided: by the threshold at once, by Holm's step in :func:`decide` for ``dm``."""
+        return self.comparison is not None and bool(self.comparison.regressed)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The flat form: the row's fields and its comparison's numbers side by side (the verdict's JSON)."""
+        c = self.comparison
+        return {
+            "nodeid": self.nodeid,
+            "model": self.model,
+            "label": self.label,
+            "horizon": self.horizon,
+            "metric": self.metric,
+            "direction": self.direction,
+            "status": self.status,
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "delta_pct": self.delta_pct,
+            "statistic": self.statistic,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "n_folds": self.n_folds,
+            "candidate_folds": self.candidate_folds,
+            "min_detectable_pct": self.min_detectable_pct,
+            "method": self.method,
+            "regressed": self.regressed,
+            "underpowered": self.underpowered,
+            "note": self.note,
+            "tolerance": math.nan if c is None else c.tolerance,
+            "alpha": math.nan if c is None else c.alpha,
+            "lags": None if c is None else c.lags,
+            "variance": None if c is None else c.variance,
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> Row:
+        """A row from :meth:`to_json`'s form, or the flat form of earlier versions; unknown keys are ignored."""
+        known = {*cls.__dataclass_fields__, *_FLAT}
+        return cls(**{name: value for name, value in payload.items() if name in known})
+
+
+def _from_flat(flat: dict[str, Any], status: str, method: str, direction: str,
+               paired_folds: int) -> tuple[Comparison | None, int]:
+    """The comparison a flat row's numbers describe (None when it has none), and its ``paired_folds``."""
+    from backtest.compare import Comparison
+
+    numbers = {name: math.nan if flat.get(name) is None else flat[name] for name in _NUMBERS}
+    if status != "compared" and all(isinstance(v, float) and math.isnan(v) for v in numbers.values()):
+        return None, flat.get("n_folds", paired_folds)
+    tolerance, alpha = (math.nan if flat.get(name) is None else flat[name] for name in ("tolerance", "alpha"))
+    regressed = flat.get("regressed")
+    if method == "dm" and math.isnan(numbers["p_adjusted"]) and not regressed:
+        regressed = None  # not decided yet: the Holm step sets it
+    values: dict[str, Any] = dict(method=method, direction=direction, tolerance=tolerance, alpha=alpha,
+                                  n_folds=flat.get("n_folds", 0), lags=flat.get("lags"),
+                                  variance=flat.get("variance"), regressed=regressed, **numbers)
+    return Comparison(**values), 0
 
 
 @dataclass(frozen=True)
@@ -143,8 +263,7 @@ class Verdict:
     def from_json(cls, payload: dict[str, Any] | None) -> Verdict | None:
         if not payload:
             return None
-        known = {f for f in Row.__dataclass_fields__}
-        rows = tuple(Row(**{k: v for k, v in row.items() if k in known}) for row in payload["rows"])
+        rows = tuple(Row.from_json(row) for row in payload["rows"])
         return cls(payload["status"], rows, payload["baseline"], tuple(payload.get("reasons", ())),
                    tuple(payload.get("session_reasons", ())), tuple(payload.get("overrides", ())))
 
@@ -192,7 +311,7 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
                     "origin also have identical actuals and are compared")
             ib, ic = ib[match], ic[match]
         if len(ib) < 2:
-            rows.append(Row(**common, status="no-common-folds", n_folds=int(len(ib)),
+            rows.append(Row(**common, status="no-common-folds", paired_folds=int(len(ib)),
                             note=(note + "; " if note else "") + f"{len(ib)} fold(s) pair with the baseline by "
                             "origin; the gate needs at least 2"))
             continue
@@ -200,15 +319,12 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
         cand_values = np.asarray(record.fold_metrics[metric], dtype=float)[ic]
         usable = np.isfinite(base_values) & np.isfinite(cand_values)
         if usable.sum() < 2:
-            rows.append(Row(**common, status="no-common-folds", n_folds=int(usable.sum()),
+            rows.append(Row(**common, status="no-common-folds", paired_folds=int(usable.sum()),
                             note=f"fewer than 2 paired folds have a finite {metric}"))
             continue
         result = compare(cand_values[usable], base_values[usable], direction=_direction(metric),
                          horizon=record.horizon, step=record.step, tolerance=tolerance, alpha=alpha, method=method)
-        rows.append(Row(**common, status="compared", baseline=result.baseline, candidate=result.candidate,
-                        delta_pct=result.delta_pct, statistic=result.statistic, p_value=result.p_value,
-                        n_folds=result.n_folds, min_detectable_pct=result.min_detectable_pct,
-                        regressed=bool(result.regressed) if method == "threshold" else False, note=note))
+        rows.append(Row(**common, status="compared", comparison=result, note=note))
     return rows
 
 
@@ -251,6 +367,13 @@ def promotion_blocker(candidate_models: list[str], failed_tests: list[str]) -> s
     return None
 
 
+def _at_level(comparison: Comparison | None, alpha: float) -> Comparison:
+    """A comparison read from a flat row that did not keep its level (an earlier version's, or written by
+    hand) is taken at the gate's; one that kept it must match, as :func:`backtest.compare.decide` checks."""
+    assert comparison is not None, "a compared row has its comparison (Row refuses one without)"
+    return replace(comparison, alpha=alpha) if math.isnan(comparison.alpha) else comparison
+
+
 def decide(
     rows: list[Row],
     *,
@@ -269,26 +392,25 @@ def decide(
 ) -> Verdict:
     """Holm-adjust the compared rows and decide the session's verdict (see :class:`Verdict`).
 
+    The Holm step is :func:`backtest.compare.decide` over the rows' comparisons; what is the gate's own
+    follows: power, coverage of the champion's scope, the statuses that compared nothing, the reasons.
+
     Once a champion exists the gate fails closed: a horizon or metric it cannot compare is a failure,
     not a pass, and a candidate that leaves out a horizon or metric of the champion is never promoted,
     unless ``allow_scope_change`` accepts both deliberately (the verdict's ``overrides`` say what).
     """
-    import dataclasses
-
-    import numpy as np
-
-    from backtest.compare import holm
+    from backtest.compare import decide as holm_decide
 
     compared = [i for i, row in enumerate(rows) if row.status == "compared"]
     decided = list(rows)
     if method == "dm" and compared:
-        adjusted = holm(np.array([rows[i].p_value for i in compared]))
-        for i, p in zip(compared, adjusted):
-            decided[i] = dataclasses.replace(rows[i], p_adjusted=float(p), regressed=bool(p < alpha))
+        family = [_at_level(rows[i].comparison, alpha) for i in compared]
+        for i, comparison in zip(compared, holm_decide(family, alpha), strict=True):
+            decided[i] = replace(rows[i], comparison=comparison)
     for i in compared:
         row = decided[i]
         weak = row.n_folds < min_folds or (method == "dm" and row.min_detectable_pct > max_detectable_pct)
-        decided[i] = dataclasses.replace(row, underpowered=bool(weak and not row.regressed))
+        decided[i] = replace(row, underpowered=bool(weak and not row.regressed))
     description = baseline.describe() if baseline else baseline_note
     if unavailable:
         return Verdict("unavailable", tuple(decided), description, (unavailable,), (unavailable,))
