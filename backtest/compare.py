@@ -68,7 +68,7 @@ __all__ = ["Comparison", "DMResult", "compare", "decide", "diebold_mariano", "ho
 
 Direction = Literal["lower", "higher"]
 Method = Literal["dm", "threshold"]
-Variance = Literal["rectangular", "bartlett"]
+Variance = Literal["rectangular", "bartlett", "constant"]
 
 POWER = 0.8
 """The power at which :attr:`Comparison.min_detectable_pct` is computed."""
@@ -165,9 +165,9 @@ def diebold_mariano(differential: np.ndarray, lags: int) -> DMResult:
     Inputs that cannot support the test still give a defined answer, never ``nan``:
 
     * fewer than 2 values: statistic 0, p-value 1 (no evidence), ``std_error`` nan;
-    * all ``d`` equal (zero variance, e.g. identical models): the sign decides; ``d = 0`` gives
-      statistic 0 and p-value 1, ``d > 0`` gives statistic ``+inf`` and p-value 0, ``d < 0`` gives
-      ``-inf`` and 1; ``std_error`` 0;
+    * all ``d`` equal (zero variance, e.g. identical models): no test is possible and ``variance`` says
+      ``"constant"``; the sign decides: ``d = 0`` gives statistic 0 and p-value 1, ``d > 0`` gives
+      statistic ``+inf`` and p-value 0, ``d < 0`` gives ``-inf`` and 1; ``std_error`` 0;
     * ``n <= lags + 1``: the HLN factor is zero (the folds overlap too much to hold more than one
       independent observation): statistic 0, p-value 1, ``std_error`` inf.
     """
@@ -184,7 +184,7 @@ def diebold_mariano(differential: np.ndarray, lags: int) -> DMResult:
         return DMResult(0.0, 1.0, "rectangular", n, lags, math.nan)
     if d.min() == d.max():
         sign = float(np.sign(d[0]))
-        return DMResult(sign * math.inf if sign else 0.0, 0.0 if sign > 0 else 1.0, "rectangular", n, lags, 0.0)
+        return DMResult(sign * math.inf if sign else 0.0, 0.0 if sign > 0 else 1.0, "constant", n, lags, 0.0)
     h = lags + 1
     if n <= h:
         return DMResult(0.0, 1.0, "rectangular", n, lags, math.inf)
@@ -260,7 +260,8 @@ def _paired_values(candidate_values, baseline_values) -> tuple[np.ndarray, np.nd
 
 
 def _min_detectable_pct(std_error: float, baseline: float, n: int, alpha: float, tolerance: float) -> float:
-    if baseline == 0 or math.isnan(std_error):
+    # a zero standard error is a constant differential, not perfect sensitivity: nothing can be said
+    if baseline == 0 or math.isnan(std_error) or std_error == 0:
         return math.nan
     quantiles = _t_ppf(1 - alpha, n - 1) + _t_ppf(POWER, n - 1)
     return float(100.0 * tolerance + 100.0 * quantiles * std_error / abs(baseline))
@@ -292,8 +293,10 @@ def compare(
     mean, that the test detects at level ``alpha`` (before the Holm adjustment) with 80% power given the
     observed variance of the differential, plus the tolerance in percent:
     ``100 * tolerance + 100 * (t_{1-alpha,n-1} + t_{0.8,n-1}) * SE(mean d) / |mean b|``, with the
-    HLN-corrected standard error. It is ``nan`` when the baseline mean is zero or for method
-    ``"threshold"``, and ``inf`` when the folds are too few for their overlap (``n <= lags + 1``).
+    HLN-corrected standard error. It is ``nan`` when the baseline mean is zero, for method
+    ``"threshold"`` and when the differential is the same on every fold (``variance == "constant"``, e.g.
+    an identical rerun: there is no variance to measure sensitivity with), and ``inf`` when the folds are
+    too few for their overlap (``n <= lags + 1``).
     """
     _check_choice("direction", direction, ("lower", "higher"))
     _check_choice("method", method, ("dm", "threshold"))

@@ -245,6 +245,20 @@ def test_identical_models_never_regress():
     assert (row.statistic, row.p_value, row.p_adjusted, row.regressed) == (0.0, 1.0, 1.0, False)
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.5, -0.5], ids=["identical", "constant-worse", "constant-better"])
+def test_a_constant_differential_says_so_instead_of_claiming_perfect_sensitivity(shift):
+    # an identical rerun has zero variance of the differential: no sensitivity can be measured,
+    # so the smallest detectable regression is undefined (nan), never "0.0%"
+    values = 1 + np.random.default_rng(1).integers(0, 8, 40) / 8  # eighths: shifting by 0.5 stays exact
+    row = compare(values + shift, values, direction="lower", horizon=5, step=1)
+    assert row.variance == "constant"
+    assert math.isnan(row.min_detectable_pct)
+    noisy = compare(values + np.random.default_rng(2).normal(0, 0.01, 40), values, direction="lower", horizon=5,
+                    step=1)
+    assert noisy.variance in ("rectangular", "bartlett")
+    assert 0 < noisy.min_detectable_pct < 10
+
+
 @pytest.mark.parametrize(
     ("direction", "candidate", "regressed"),
     [
