@@ -73,9 +73,21 @@ class ForecastSession:
         self.models_dir = Path(tempfile.mkdtemp(prefix="forecast-models-"))
         self._owns_models_dir = True
         self._install_sigterm()
-        from .tracking import StoreUnavailable, Tracking, TrackingError, git_info
+        from .tracking import git_info
 
         self.git = git_info(self.settings.rootdir)
+        if not self._connect():
+            return
+        self._reap_dead_runs()
+        if self.settings.gate == "off":
+            self.baseline_note = "gate off"
+            return
+        self._read_baseline()
+
+    def _connect(self) -> bool:
+        """Open the store and the experiment; False when it is unavailable and results are to be spooled."""
+        from .tracking import StoreUnavailable, Tracking, TrackingError
+
         try:
             self.tracking = Tracking(self.settings)
             self.experiment_id = self.tracking.experiment_id(self.settings.experiment)
@@ -83,13 +95,18 @@ class ForecastSession:
             if self.settings.on_unavailable == "spool":
                 self.unavailable = f"{exc}; results are spooled to a journal"
                 self.baseline_note = "not resolved (store unavailable)"
-                return
+                return False
             raise pytest.UsageError(
                 f"{exc}. Start the server, point --mlflow-tracking-uri elsewhere, or use "
                 "--mlflow-on-unavailable=spool to keep the results in a journal"
             ) from None
         except TrackingError as exc:
             raise pytest.UsageError(str(exc)) from None
+        return True
+
+    def _reap_dead_runs(self) -> None:
+        from .tracking import StoreUnavailable, TrackingError
+
         try:
             killed = self.tracking.reap_dead_runs(self.experiment_id)
         except (StoreUnavailable, TrackingError) as exc:
@@ -98,9 +115,10 @@ class ForecastSession:
         if killed:
             self.summary.append(f"marked {len(killed)} run(s) KILLED whose session died without closing them: "
                                 + ", ".join(killed))
-        if self.settings.gate == "off":
-            self.baseline_note = "gate off"
-            return
+
+    def _read_baseline(self) -> None:
+        from .tracking import StoreUnavailable, TrackingError
+
         try:
             self.baseline, self.baseline_note = self.tracking.resolve_baseline()
         except (StoreUnavailable, TrackingError) as exc:
