@@ -2,10 +2,10 @@
 
 A journal is one folder per session under ``<rootdir>/data/mlflow/journal/`` (:func:`journal_dir`):
 ``journal.json`` with the session's :class:`~.result.SessionResult` (every record, outcome, tag and the
-verdict; never the baseline, which replay reads again), plus the candidate's saved model files. Replaying logs it
-exactly once: runs carry the session id in ``forecast.session`` and a run is only skipped when it was
-logged completely (``forecast.logged=complete``); a run a crash left half-written is deleted and
-logged again. A replayed journal is renamed ``journal.replayed.json``.
+verdict; its ``baseline`` is always null, replay reads the champion again), plus the candidate's saved
+model files. Replaying logs it exactly once: runs carry the session id in ``forecast.session`` and a
+run is only skipped when it was logged completely (``forecast.logged=complete``); a run a crash left
+half-written is deleted and logged again. A replayed journal is renamed ``journal.replayed.json``.
 
 Format 2 (written now) also records where the results were going and how to load them::
 
