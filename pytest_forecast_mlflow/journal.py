@@ -1,10 +1,11 @@
 """The spool: a session's results kept on disk when the tracking store is unavailable, and their replay.
 
-A journal is one folder per session under ``<rootdir>/data/mlflow/journal/``: ``journal.json`` with
-every record, outcome, tag and the verdict, plus the candidate's saved model files. Replaying logs it
-exactly once: runs carry the session id in ``forecast.session`` and a run is only skipped when it was
-logged completely (``forecast.logged=complete``); a run a crash left half-written is deleted and
-logged again. A replayed journal is renamed ``journal.replayed.json``.
+A journal is one folder per session under ``<rootdir>/data/mlflow/journal/`` (:func:`journal_dir`):
+``journal.json`` with the session's :class:`~.result.SessionResult` (every record, outcome, tag and the
+verdict; its ``baseline`` is always null, replay reads the champion again), plus the candidate's saved
+model files. Replaying logs it exactly once: runs carry the session id in ``forecast.session`` and a
+run is only skipped when it was logged completely (``forecast.logged=complete``); a run a crash left
+half-written is deleted and logged again. A replayed journal is renamed ``journal.replayed.json``.
 
 Format 2 (written now) also records where the results were going and how to load them::
 
@@ -31,11 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .gate import Verdict
 from .liveness import PID_TAG, is_alive
-from .records import Record
+from .result import SessionResult
 from .settings import Settings
-from .store import canonical_uri, mask_text
+from .store import STORE_DIR, canonical_uri, mask_text
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
@@ -56,8 +56,13 @@ GATE_FIELDS = (
 )
 
 
-def journal_root(settings: Settings) -> Path:
-    return settings.rootdir / "data" / "mlflow" / "journal"
+#: Where journals live, under the project root (beside the embedded store).
+JOURNAL_DIR = STORE_DIR / "journal"
+
+
+def journal_dir(root: Path) -> Path:
+    """The folder holding the journals of the project at ``root``: ``<root>/data/mlflow/journal``."""
+    return Path(root) / JOURNAL_DIR
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,6 @@ class Journal:
     folder: Path
     path: Path
     format: int
-    session_id: str
-    status: str
     experiment: str
     run_name: str | None
     reason: str
@@ -88,11 +91,7 @@ class Journal:
     gate: dict[str, Any]
     rootdir: Path | None
     sys_path: tuple[str, ...]
-    tags: dict[str, str]
-    outcomes: dict[str, str]
-    skill: dict[str, Any]
-    verdict: dict[str, Any] | None
-    records: tuple[dict[str, Any], ...]
+    result: SessionResult
 
     @property
     def replayed(self) -> bool:
@@ -103,8 +102,9 @@ class Journal:
         if self.rootdir is not None and self.rootdir.is_dir():
             return self.rootdir
         parents = self.folder.resolve().parents
-        if len(parents) > 3 and parents[0].name == "journal" and parents[1].name == "mlflow":
-            return parents[3]
+        depth = len(JOURNAL_DIR.parts)
+        if len(parents) > depth and (parents[0].name, parents[1].name) == JOURNAL_DIR.parts[:0:-1]:
+            return parents[depth]
         return None
 
     def import_paths(self) -> list[Path]:
@@ -155,34 +155,23 @@ def _project_sys_path(rootdir: Path) -> list[str]:
     return found
 
 
-def write_journal(
-    settings: Settings,
-    *,
-    records: list[Record],
-    outcomes: dict[str, str],
-    status: str,
-    session_id: str,
-    tags: dict[str, str],
-    verdict: Verdict | None,
-    skill: dict,
-    reason: str,
-) -> Path:
-    folder = journal_root(settings) / f"{time.strftime('%Y%m%dT%H%M%S')}-{session_id[:12]}"
+def write_journal(settings: Settings, result: SessionResult, *, reason: str) -> Path:
+    """Spool ``result`` to a new journal folder (its model files copied in); returns the folder."""
+    folder = journal_dir(settings.rootdir) / f"{time.strftime('%Y%m%dT%H%M%S')}-{result.session_id[:12]}"
     models = folder / "models"
     models.mkdir(parents=True, exist_ok=True)
     kept = []
-    for record in records:
+    for record in result.records:
         if record.model_file and Path(record.model_file).exists():
             target = models / Path(record.model_file).name
             shutil.copy2(record.model_file, target)
             record = dataclasses.replace(record, model_file=str(target))
-        kept.append(record.to_json())
+        kept.append(record)
+    spooled = dataclasses.replace(result, records=tuple(kept), baseline=None)
     payload = {
         "format": FORMAT,
         "reason": mask_text(reason, secrets_from=settings.tracking_uri),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "session_id": session_id,
-        "status": status,
         "experiment": settings.experiment,
         "run_name": settings.run_name,
         "destination": {
@@ -201,11 +190,7 @@ def write_journal(
             "rootdir": str(settings.rootdir.resolve()),
             "sys_path": _project_sys_path(settings.rootdir),
         },
-        "tags": tags,
-        "outcomes": outcomes,
-        "skill": skill,
-        "verdict": verdict.to_json() if verdict else None,
-        "records": kept,
+        **spooled.to_json(),
     }
     payload = _masked(payload, settings.tracking_uri)  # tags, errors and verdict reasons may quote the URI
     path = folder / PENDING
@@ -234,7 +219,7 @@ def read_journal(folder: Path) -> Journal:
     if not path.exists():
         path = folder / REPLAYED
         if not path.exists():
-            raise FileNotFoundError(f"{folder}: no {PENDING} here; pass a folder under data/mlflow/journal/")
+            raise FileNotFoundError(f"{folder}: no {PENDING} here; pass a folder under {JOURNAL_DIR.as_posix()}/")
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -258,8 +243,6 @@ def read_journal(folder: Path) -> Journal:
         folder=folder,
         path=path,
         format=version,
-        session_id=payload["session_id"],
-        status=payload["status"],
         experiment=payload["experiment"],
         run_name=payload.get("run_name"),
         reason=payload.get("reason", ""),
@@ -268,11 +251,7 @@ def read_journal(folder: Path) -> Journal:
         gate=gate,
         rootdir=rootdir,
         sys_path=sys_path,
-        tags=payload["tags"],
-        outcomes=payload["outcomes"],
-        skill=payload["skill"],
-        verdict=payload["verdict"],
-        records=tuple(payload["records"]),
+        result=SessionResult.from_json(payload),
     )
 
 
@@ -373,15 +352,16 @@ def _replay(journal: Journal, settings: Settings) -> ReplayResult:
 
     if journal.replayed:
         return ReplayResult(journal)
-    tracking = Tracking(settings)
+    with Tracking(settings) as tracking:
+        return _replay_into(tracking, journal)
+
+
+def _replay_into(tracking: Any, journal: Journal) -> ReplayResult:
     experiment_id = tracking.experiment_id(journal.experiment)
-    records = [Record.from_json(item) for item in journal.records]
-    existing = tracking.client.search_runs(
-        [experiment_id], filter_string=f"tags.`forecast.session` = '{journal.session_id}'", max_results=1000
-    )
+    result = journal.result
     complete = {}
     deleted = []
-    for run in existing:
+    for run in tracking.session_runs(experiment_id, result.session_id):
         model = run.data.tags.get("forecast.model", "")
         if run.data.tags.get("forecast.logged") == "complete":
             complete[model] = ReplayedRun(model, run.data.tags.get("forecast.role", ""), run.info.run_id, False)
@@ -391,40 +371,33 @@ def _replay(journal: Journal, settings: Settings) -> ReplayResult:
                 f"{run.data.tags.get(PID_TAG)} (another replay of this journal?); wait for it to end, then replay again"
             )
         else:
-            tracking.client.delete_run(run.info.run_id)
+            tracking.delete_run(run.info.run_id)
             deleted.append(f"deleted half-written run {run.info.run_id} of {model}")
-    pending = [r for r in records if r.model not in complete]
+    pending = tuple(r for r in result.records if r.model not in complete)
     runs = [complete[model] for model in sorted(complete)]
     failures = []
     if pending:
+        tags = {**result.tags, "forecast.replayed_from": str(journal.folder)}
         with project_imports(journal):
             logged = tracking.log_session(
-                experiment_id,
-                pending,
-                verdict=Verdict.from_json(journal.verdict),
-                outcomes=journal.outcomes,
-                status=journal.status,
-                session_id=journal.session_id,
-                extra_tags={**journal.tags, "forecast.replayed_from": str(journal.folder)},
-                baseline=None,
-                skill=journal.skill,
+                experiment_id, dataclasses.replace(result, records=pending, tags=tags, baseline=None)
             )
         for run in logged:
             if run.error:
-                tracking.client.delete_run(run.run_id)  # so the next replay logs it again, model included
+                tracking.delete_run(run.run_id)  # so the next replay logs it again, model included
                 failures.append(
                     f"{run.model}: the model could not be logged ({run.error}); its run is deleted "
                     f"and the journal kept: make its classes importable, then replay again"
                 )
             else:
                 runs.append(ReplayedRun(run.model, run.role, run.run_id, True, run.model_uri))
-    promotion = _promotion(journal, runs, tracking, records) if not failures else ()
+    promotion = _promotion(journal, runs, tracking) if not failures else ()
     if not failures:
         journal.path.replace(journal.path.with_name(REPLAYED))
     return ReplayResult(journal, tuple(runs), tuple(deleted), tuple(failures), promotion)
 
 
-def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any, records: list[Record]) -> tuple[str, ...]:
+def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any) -> tuple[str, ...]:
     """Carry out the session's register/promote request, through the same gate as a live session.
 
     The champion is read now, from the store the results were replayed into, and the candidate's folds
@@ -438,6 +411,8 @@ def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any, records
     from .tracking import LoggedRun
 
     destination = journal.destination
+    result = journal.result
+    records = result.records
     candidates = [run for run in runs if run.role == "candidate"]
     if not (destination.promote or destination.register) or not candidates:
         return ()
@@ -447,11 +422,11 @@ def _promotion(journal: Journal, runs: list[ReplayedRun], tracking: Any, records
     blocked = None
     if destination.promote and settings.gate == "off":
         blocked = "the session ran with --forecast-gate off, and promotion needs a passing gate verdict"
-    elif destination.promote and journal.status != "FINISHED":
-        blocked = f"the session ended {journal.status}; an interrupted session is never promoted"
+    elif destination.promote and result.status != "FINISHED":
+        blocked = f"the session ended {result.status}; an interrupted session is never promoted"
     elif destination.promote:
         failed = sorted(
-            {r.nodeid for r in records if r.role == "candidate" and journal.outcomes.get(r.nodeid) == "failed"}
+            {r.nodeid for r in records if r.role == "candidate" and result.outcomes.get(r.nodeid) == "failed"}
         )
         blocked = promotion_blocker([run.model for run in candidates], failed)
     verdict = baseline = None

@@ -8,6 +8,7 @@ only inside :func:`from_result`, so importing this module costs nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -113,6 +114,12 @@ class Record:
         data = {k: v for k, v in payload.items() if k in known}
         data["location"] = tuple(data["location"])
         return cls(**data)
+
+
+def naive_reference(records: Iterable[Record], label: str) -> Record | None:
+    """The session's naive reference at ``label``: a completed reference model whose name starts with "naive"."""
+    found = (r for r in records if r.label == label and r.role == "reference" and r.ok)
+    return next((r for r in found if r.model.lower().startswith("naive")), None)
 
 
 def from_result(result: Any, *, nodeid: str, location: tuple, role: str, label: str, data_source: str) -> Record:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .gate import Row, Verdict
-from .records import Record
+from .records import Record, naive_reference
 
 HEADERS = ("model", "horizon", "metric", "baseline", "candidate", "delta", "p (Holm)", "folds", "detectable", "verdict")
 
@@ -147,8 +147,7 @@ def skill(records: list[Record]) -> dict[str, dict[str, float]]:
         errors = np.asarray(record.forecasts, dtype=float) - actuals
         naive_errors = np.asarray(record.last, dtype=float)[:, None] - actuals
         values = {"theil_u": float(np.sqrt(np.mean(errors**2)) / np.sqrt(np.mean(naive_errors**2)))}
-        naive = next((r for r in records if r.role == "reference" and r.label == record.label and r.ok
-                      and r.model.lower().startswith("naive")), None)
+        naive = naive_reference(records, record.label)
         if naive is not None and "rmse_mean" in naive.aggregates and "rmse_mean" in record.aggregates:
             values["rmse_ratio"] = record.aggregates["rmse_mean"] / naive.aggregates["rmse_mean"]
         else:

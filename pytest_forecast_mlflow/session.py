@@ -8,22 +8,21 @@ One instance per process when the plugin is on. Roles (one check, ``hasattr(conf
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
-import pickle
 import shutil
 import signal
-import sys
 import tempfile
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .gate import Baseline, Row, Verdict, compare_for, judge, promotion_blocker
+from .models import save_model
 from .records import Record, from_result
+from .result import SessionResult
 from .settings import Settings
 from .store import mask_text, mask_uri
 
@@ -74,9 +73,21 @@ class ForecastSession:
         self.models_dir = Path(tempfile.mkdtemp(prefix="forecast-models-"))
         self._owns_models_dir = True
         self._install_sigterm()
-        from .tracking import StoreUnavailable, Tracking, TrackingError, git_info
+        from .tracking import git_info
 
         self.git = git_info(self.settings.rootdir)
+        if not self._connect():
+            return
+        self._reap_dead_runs()
+        if self.settings.gate == "off":
+            self.baseline_note = "gate off"
+            return
+        self._read_baseline()
+
+    def _connect(self) -> bool:
+        """Open the store and the experiment; False when it is unavailable and results are to be spooled."""
+        from .tracking import StoreUnavailable, Tracking, TrackingError
+
         try:
             self.tracking = Tracking(self.settings)
             self.experiment_id = self.tracking.experiment_id(self.settings.experiment)
@@ -84,13 +95,18 @@ class ForecastSession:
             if self.settings.on_unavailable == "spool":
                 self.unavailable = f"{exc}; results are spooled to a journal"
                 self.baseline_note = "not resolved (store unavailable)"
-                return
+                return False
             raise pytest.UsageError(
                 f"{exc}. Start the server, point --mlflow-tracking-uri elsewhere, or use "
                 "--mlflow-on-unavailable=spool to keep the results in a journal"
             ) from None
         except TrackingError as exc:
             raise pytest.UsageError(str(exc)) from None
+        return True
+
+    def _reap_dead_runs(self) -> None:
+        from .tracking import StoreUnavailable, TrackingError
+
         try:
             killed = self.tracking.reap_dead_runs(self.experiment_id)
         except (StoreUnavailable, TrackingError) as exc:
@@ -99,9 +115,10 @@ class ForecastSession:
         if killed:
             self.summary.append(f"marked {len(killed)} run(s) KILLED whose session died without closing them: "
                                 + ", ".join(killed))
-        if self.settings.gate == "off":
-            self.baseline_note = "gate off"
-            return
+
+    def _read_baseline(self) -> None:
+        from .tracking import StoreUnavailable, TrackingError
+
         try:
             self.baseline, self.baseline_note = self.tracking.resolve_baseline()
         except (StoreUnavailable, TrackingError) as exc:
@@ -161,7 +178,8 @@ class ForecastSession:
         record = from_result(result, nodeid=item.nodeid, location=item.location, role=role,
                              label=label, data_source=source)
         if role == "candidate":
-            self._save_model(record, model)
+            if self.models_dir is not None:
+                save_model(model, record, self.models_dir)
             if self.settings.gate != "off" and self.baseline_error is None and self.unavailable is None:
                 rows = compare_for(record, self.baseline, self.settings)
                 record.comparisons = [row.to_json() for row in rows]
@@ -180,41 +198,6 @@ class ForecastSession:
     def record_error(self, item: pytest.Item, *, model: str, role: str, label: str, error: BaseException) -> None:
         self.records.append(Record(nodeid=item.nodeid, location=item.location, model=model, role=role,
                                    label=label, error=f"{type(error).__name__}: {error}"[:2000]))
-
-    def _save_model(self, record: Record, model: Any) -> None:
-        if self.models_dir is None:
-            return
-        path = self.models_dir / f"{uuid.uuid4().hex}.model"
-        torch = sys.modules.get("torch")
-        try:
-            if torch is not None and isinstance(model, torch.nn.Module):
-                torch.save(model, path)
-                record.model_kind = "torch"
-                example = getattr(model, "input_example", None)
-                if example is None:
-                    warnings.warn(
-                        pytest.PytestWarning(
-                            f"{record.model} is a torch module without an `input_example` attribute (a (1, n) "
-                            "array its forward accepts): it is logged without a signature"
-                        ),
-                        stacklevel=2,
-                    )
-                else:
-                    record.input_example = example.tolist() if hasattr(example, "tolist") else example
-            else:
-                with open(path, "wb") as handle:
-                    pickle.dump(model, handle)
-                record.model_kind = "pickle"
-        except Exception as exc:
-            warnings.warn(
-                pytest.PytestWarning(
-                    f"{record.model} ({record.label}) cannot be saved for the registry and will not be logged as "
-                    f"a model: {type(exc).__name__}: {exc}. Make it picklable (module-level class, no lambdas)."
-                ),
-                stacklevel=2,
-            )
-            return
-        record.model_file = str(path)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.worker:
@@ -314,53 +297,63 @@ class ForecastSession:
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         if interrupted or self.verdict is None:
             self._judge(session, interrupted=interrupted)
-        status = "KILLED" if interrupted else "FINISHED"
         duplicates = self.duplicates()
         self.problems += duplicates
-        from .report import skill as compute_skill
-        from .report import skill_lines, terminal_lines
-
-        skill = compute_skill(self._ordered())
-        logged_ok = self._log(status, skill) and not duplicates
+        result = self._result("KILLED" if interrupted else "FINISHED")
+        logged_ok = self._log(result) and not duplicates
         if self.interrupted_logging:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
         elif not logged_ok and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.verdict is not None:
-            self.summary = terminal_lines(self.verdict, self.settings.gate) + self.summary
-        self.summary += skill_lines(skill)
-        self._write_reports()
+        self._summarise(result)
 
     def mask(self, text: str) -> str:
         """``text`` without the tracking URI's credentials: applied wherever text leaves the process."""
         return mask_text(text, secrets_from=self.settings.tracking_uri)
 
-    def _log(self, status: str, skill: dict) -> bool:
+    def _result(self, status: str) -> SessionResult:
+        """What the session produced, as the one value logging, the journal and replay take."""
+        from .report import skill
+
+        records = tuple(self._ordered())
+        return SessionResult(session_id=self.session_id, status=status, records=records, outcomes=dict(self.outcomes),
+                             verdict=self.verdict, baseline=self.baseline, skill=skill(list(records)),
+                             tags={**self.git, **dict(self.settings.tags)})
+
+    def _summarise(self, result: SessionResult) -> None:
+        """The verdict's lines first in the terminal section, the skill last; the report files written."""
+        from .report import skill_lines, terminal_lines
+        from .report_files import write_reports
+
+        if self.verdict is not None:
+            self.summary = terminal_lines(self.verdict, self.settings.gate) + self.summary
+        self.summary += skill_lines(result.skill)
+        if self.verdict is not None:
+            write_reports(self.verdict, self.settings, session_id=self.session_id)
+
+    def _log(self, result: SessionResult) -> bool:
         """Log every record; on an unavailable store, spool a journal instead. Returns False on failure."""
         if not self.records:
             self.summary.append("nothing to log: no test called the walk_forward fixture")
             return True
-        tags = {**self.git, **dict(self.settings.tags)}
-        payload = dict(status=status, session_id=self.session_id, extra_tags=tags)
         if self.tracking is None:
-            path = self._spool(status, skill, reason=self.unavailable or "store unavailable")
+            path = self._spool(result, reason=self.unavailable or "store unavailable")
             self.summary.append(f"results saved to {path}; replay with: {self._replay_hint(path)}")
             return True
         from .tracking import StoreUnavailable
 
         try:
             self.tracking.check_available()
-            logged = self.tracking.log_session(self.experiment_id, self._ordered(), verdict=self.verdict,
-                                               outcomes=self.outcomes, baseline=self.baseline, skill=skill,
-                                               **payload)
+            logged = self.tracking.log_session(self.experiment_id, result)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while writing: the runs end KILLED, the results are kept
-            path = self._spool("KILLED", skill, reason="the session was interrupted while logging")
+            path = self._spool(dataclasses.replace(result, status="KILLED"),
+                               reason="the session was interrupted while logging")
             self.problems.append(f"interrupted while logging: the runs written so far are KILLED; every result is "
                                  f"saved to {path}; replay with: {self._replay_hint(path)}")
             self.interrupted_logging = True
             return False
         except Exception as exc:  # the store failed mid-session: spool, or fail loudly; never lose results
-            path = self._spool(status, skill, reason=str(exc))
+            path = self._spool(result, reason=str(exc))
             message = (f"logging to {mask_uri(self.settings.tracking_uri)} failed ({exc}); results saved to "
                        f"{path}; replay with: {self._replay_hint(path)}")
             if self.settings.on_unavailable == "spool" and isinstance(exc, StoreUnavailable):
@@ -377,7 +370,7 @@ class ForecastSession:
                                  f"not be logged: {run.error}")
         if failures:
             return False
-        if self.settings.register and status == "FINISHED":
+        if self.settings.register and result.status == "FINISHED":
             try:
                 self._register(logged)
             except Exception as exc:
@@ -416,32 +409,10 @@ class ForecastSession:
             else:
                 self.summary.append(f"registered {run.model} as {where}")
 
-    def _spool(self, status: str, skill: dict, *, reason: str) -> Path:
+    def _spool(self, result: SessionResult, *, reason: str) -> Path:
         from .journal import write_journal
 
-        return write_journal(self.settings, records=self._ordered(), outcomes=self.outcomes, status=status,
-                             session_id=self.session_id, tags={**self.git, **dict(self.settings.tags)},
-                             verdict=self.verdict, skill=skill, reason=reason)
-
-    def _write_reports(self) -> None:
-        if self.verdict is None:
-            return
-        from .report import markdown, to_json
-
-        text = self.mask(markdown(self.verdict, self.settings.gate))
-        targets = [self.settings.report] if self.settings.report else []
-        for path in targets:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary and self.settings.report:
-            with open(step_summary, "a") as handle:
-                handle.write(text + "\n")
-        if self.settings.json:
-            self.settings.json.parent.mkdir(parents=True, exist_ok=True)
-            self.settings.json.write_text(self.mask(to_json(self.verdict, self.settings.gate,
-                                                            {"experiment": self.settings.experiment,
-                                                             "session": self.session_id})))
+        return write_journal(self.settings, result, reason=reason)
 
     # -- output --------------------------------------------------------------------------------------
 
@@ -467,6 +438,8 @@ class ForecastSession:
             terminalreporter.write_line(self.mask(f"ERROR: {line}"), red=True)
 
     def close(self) -> None:
+        if self.tracking is not None:
+            self.tracking.close()
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
         if self._owns_models_dir and self.models_dir is not None:

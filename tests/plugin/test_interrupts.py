@@ -1,7 +1,7 @@
 """Sessions that end badly: SIGTERM or SIGKILL while logging, and a store that must never be collected.
 
 A session is stopped at a known point by an inner ``conftest.py`` (:data:`SLOW_LOGGING`) that makes
-``Tracking._log_plots`` touch a marker file and then sleep: once the marker exists, the candidate's run
+``RunWriter._log_plots`` touch a marker file and then sleep: once the marker exists, the candidate's run
 is open, its metrics are logged, and the signal is sure to land while the session writes to MLflow.
 """
 
@@ -39,13 +39,13 @@ SLOW_LOGGING = f"""
         marker = os.environ.get({MARKER_VARIABLE!r})
         if not marker:
             return
-        from pytest_forecast_mlflow.tracking import Tracking
+        from pytest_forecast_mlflow.tracking.runs import RunWriter
 
         def slow_log_plots(self, *args, **kwargs):
             Path(marker).touch()
             time.sleep(30)
 
-        Tracking._log_plots = slow_log_plots
+        RunWriter._log_plots = slow_log_plots
 """
 
 KILLED_SUMMARY = "marked 1 run(s) KILLED whose session died without closing them: *"

@@ -21,9 +21,10 @@ import pytest
 from pytest_forecast_mlflow.cli import main
 from pytest_forecast_mlflow.journal import FORMAT, PENDING, REPLAYED, read_journal, write_journal
 from pytest_forecast_mlflow.records import Record
+from pytest_forecast_mlflow.result import SessionResult
 from pytest_forecast_mlflow.settings import Settings
 
-from .conftest import INNER_FLAGS, Store
+from .conftest import INNER_FLAGS, Store, metric_history
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
 
@@ -71,17 +72,14 @@ def record(model_file: Path | None = None) -> Record:
 def spool(
     settings: Settings, reason: str = "store unavailable", model_file: Path | None = None, tags: dict | None = None
 ) -> Path:
-    return write_journal(
-        settings,
-        records=[record(model_file)],
-        outcomes={"test_rt.py::test_candidate": "passed"},
-        status="FINISHED",
+    result = SessionResult(
         session_id="0123456789abcdef",
+        status="FINISHED",
+        records=(record(model_file),),
+        outcomes={"test_rt.py::test_candidate": "passed"},
         tags=tags or {"git.branch": "main"},
-        verdict=None,
-        skill={},
-        reason=reason,
     )
+    return write_journal(settings, result, reason=reason)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -194,6 +192,79 @@ def test_a_format_1_journal_is_read_and_needs_an_explicit_store(
     assert "--tracking-uri" in err
     assert err.count("\n") == 1
     assert (folder / PENDING).exists()
+
+
+#: A format-2 journal as the plugin wrote it before sessions handed over one SessionResult (no "baseline"
+#: key); the destination and rootdir are filled in by :func:`write_format_2`.
+FORMAT_2 = {
+    "format": 2,
+    "reason": "store unavailable",
+    "written": "2025-06-01T12:00:00+0000",
+    "session_id": "feedfacecafebeef",
+    "status": "FINISHED",
+    "experiment": "rt",
+    "run_name": None,
+    "destination": {"tracking_uri": None, "registered_model": "rt", "alias": "champion", "register": False,
+                    "promote": False},
+    "gate": {"gate": "warn", "gate_metrics": ["rmse"], "tolerance": 0.0, "alpha": 0.05, "method": "threshold",
+             "require_baseline": False, "min_folds": 30, "max_detectable": 25.0, "inconclusive": "pass",
+             "allow_scope_change": False},
+    "imports": {"rootdir": None, "sys_path": []},
+    "tags": {"git.branch": "main"},
+    "outcomes": {"test_rt.py::test_naive": "passed"},
+    "skill": {},
+    "verdict": {"status": "off", "baseline": "gate off", "reasons": [], "session_reasons": [], "overrides": [],
+                "promotable": False, "rows": []},
+    "records": [
+        {"nodeid": "test_rt.py::test_naive", "location": ["test_rt.py", 3, "test_naive"], "model": "naive",
+         "role": "reference", "label": "5d", "horizon": 2, "step": 5, "spec": {"horizon": "2"},
+         "data": {"data.sha256": "abc"}, "data_source": "", "params": {}, "origins": ["2024-01-05", "2024-01-12"],
+         "train_start": [0, 0], "train_stop": [200, 205], "actuals": [[1.0, 2.0], [3.0, 4.0]],
+         "forecasts": [[1.5, 2.5], [3.5, 4.5]], "last": [1.0, 3.0], "fold_metrics": {"rmse": [0.5, 0.75]},
+         "aggregates": {"rmse_mean": 0.625}, "excluded": {}, "model_file": None, "model_kind": None,
+         "input_example": None, "error": None, "seconds": 0.0, "comparisons": []},
+    ],
+}
+
+
+def write_format_2(folder: Path, uri: str, rootdir: Path) -> Path:
+    folder.mkdir(parents=True)
+    payload = {**FORMAT_2, "destination": {**FORMAT_2["destination"], "tracking_uri": uri},
+               "imports": {"rootdir": str(rootdir), "sys_path": []}}
+    (folder / PENDING).write_text(json.dumps(payload))
+    return folder
+
+
+def test_a_format_2_journal_from_before_session_results_is_read_and_replayed(
+    tmp_path: Path, empty_store: Store
+) -> None:
+    from pytest_forecast_mlflow.journal import journal_dir, replay
+
+    root = tmp_path / "project"
+    folder = write_format_2(journal_dir(root) / "20250601T120000-feedfacecafe", empty_store.uri, root)
+
+    journal = read_journal(folder)
+    result = journal.result
+    assert (journal.format, result.session_id, result.status, result.tags) == (
+        2, "feedfacecafebeef", "FINISHED", {"git.branch": "main"}
+    )
+    assert (result.verdict.status, result.baseline, result.outcomes) == ("off", None, FORMAT_2["outcomes"])
+    (naive,) = result.records
+    assert (naive.model, naive.label, naive.fold_metrics, naive.location) == (
+        "naive", "5d", {"rmse": [0.5, 0.75]}, ("test_rt.py", 3, "test_naive")
+    )
+
+    replayed = replay(journal, journal.settings(empty_store.uri, tmp_path / "mlruns"))
+
+    assert replayed.ok, replayed.failures
+    assert [(run.model, run.role, run.logged_now) for run in replayed.runs] == [("naive", "reference", True)]
+    (run,) = empty_store.runs("rt")
+    assert run.data.tags["forecast.session"] == "feedfacecafebeef"
+    assert run.data.tags["git.branch"] == "main"
+    assert run.data.tags["forecast.replayed_from"] == str(folder)
+    assert run.data.metrics["5d/rmse_mean"] == 0.625
+    assert metric_history(empty_store, run.info.run_id, "5d/rmse") == [(0, 0.5), (1, 0.75)]
+    assert (folder / REPLAYED).exists()
 
 
 def test_a_journal_of_an_unknown_format_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

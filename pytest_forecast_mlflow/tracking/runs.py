@@ -1,0 +1,332 @@
+"""Writing runs: one MLflow run per model of a session, with params, metrics, manifests, plots and the model.
+
+:func:`run_params` and :func:`run_metrics` are pure: they turn records into the names and values a run
+carries, and are tested without a store.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..gate import Baseline, Verdict
+from ..records import Record, naive_reference, sanitize
+from ..result import SessionResult
+from ..store import mask_text
+from .connection import Connection, quiet_mlflow
+
+log = logging.getLogger(__name__)
+
+#: ``(key, value, timestamp in ms, step)``: one metric value as :func:`run_metrics` yields it
+MetricValue = tuple[str, float, int, int]
+
+
+@dataclass
+class LoggedRun:
+    model: str
+    role: str
+    run_id: str
+    model_uri: str | None = None
+    error: str | None = None
+
+
+def mark_dead_runs(client: Any, experiment_ids: list[str]) -> list[str]:
+    """End as KILLED the RUNNING runs whose writing process is gone (SIGKILL); returns their ids.
+
+    Only runs this plugin wrote carry writer tags (see :mod:`..liveness`); a run of a live session, of
+    another host or of another tool is left alone.
+    """
+    from ..liveness import HOST_TAG, is_dead
+
+    if not experiment_ids:
+        return []
+    runs = client.search_runs(
+        experiment_ids, filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` != ''", max_results=1000
+    )
+    killed = []
+    for run in runs:
+        if is_dead(run.data.tags):
+            client.set_tag(run.info.run_id, "forecast.killed_reason", "its session's process ended without closing it")
+            client.set_terminated(run.info.run_id, "KILLED")
+            killed.append(run.info.run_id)
+    return killed
+
+
+def run_params(records: list[Record], *, mlflow_version: str) -> dict[str, str]:
+    """The params of one model's run: library versions, each horizon's spec, model params and data fingerprint.
+
+    A model parameter all horizons share is logged once as ``model.<key>``; one that differs between
+    horizons (a per-horizon network's ``horizon``, say) as ``<label>.model.<key>``. The data fingerprint
+    is logged once when every horizon saw the same data, else per label.
+    """
+    import numpy
+    import pandas
+
+    params: dict[str, str] = {
+        "version.python": platform.python_version(),
+        "version.mlflow": mlflow_version,
+        "version.numpy": numpy.__version__,
+        "version.pandas": pandas.__version__,
+        "version.pytest-forecast-mlflow": __version__,
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        params["version.torch"] = torch.__version__
+    shas = {r.data.get("data.sha256") for r in records if r.data}
+    shared = {key for key in {k for r in records for k in r.params} if len({r.params.get(key) for r in records}) == 1}
+    for record in records:
+        for key, value in record.spec.items():
+            params[f"{record.label}.{key}"] = value
+        for key, value in record.params.items():
+            params[f"model.{key}" if key in shared else f"{record.label}.model.{key}"] = value
+        for key, value in record.data.items():
+            params[key if len(shas) == 1 else f"{record.label}.{key}"] = value
+        if record.data_source:
+            params["data.source" if len(shas) == 1 else f"{record.label}.data.source"] = record.data_source[:500]
+    return params
+
+
+def run_metrics(
+    records: list[Record], skill: dict[str, dict[str, float]], verdict: Verdict | None, timestamp: int
+) -> list[MetricValue]:
+    """The metrics of one model's run: per-fold series (step = fold) and, at step 0, their aggregates.
+
+    Every stepped series comes first, each contiguous, so a 1,000-value batch rarely splits one. Then
+    per label the aggregates, the fold count and the skill; ``all/<name>_mean`` averages each ``_mean``
+    over the labels; the verdict's compared rows of these records add ``gate/<label>/<metric>_*``.
+    """
+    out: list[MetricValue] = []
+    means: dict[str, list[float]] = {}
+    for record in records:
+        if record.ok:
+            label = sanitize(record.label)
+            for name, values in record.fold_metrics.items():
+                out += [(f"{label}/{name}", float(v), timestamp, step) for step, v in enumerate(values)]
+    for record in records:
+        if not record.ok:
+            continue
+        label = sanitize(record.label)
+        for name, value in record.aggregates.items():
+            out.append((f"{label}/{name}", float(value), timestamp, 0))
+            if name.endswith("_mean"):
+                means.setdefault(name, []).append(float(value))
+        out.append((f"{label}/folds", float(len(record.origins)), timestamp, 0))
+        for key, value in skill.get(f"{record.model} {record.label}", {}).items():
+            out.append((f"{label}/{key}", float(value), timestamp, 0))
+    for name, values in means.items():
+        out.append((f"all/{name}", sum(values) / len(values), timestamp, 0))
+    if verdict is not None:
+        for row in verdict.rows:
+            if row.status != "compared" or row.model not in {r.model for r in records}:
+                continue
+            prefix = f"gate/{sanitize(row.label)}/{row.metric}"
+            out.append((f"{prefix}_delta_pct", row.delta_pct, timestamp, 0))
+            if row.method == "dm":
+                out.append((f"{prefix}_p", row.p_adjusted, timestamp, 0))
+                out.append((f"{prefix}_detectable_pct", row.min_detectable_pct, timestamp, 0))
+    return out
+
+
+class RunWriter:
+    """Writes a session's runs, finds them again by session id, and closes runs of killed sessions."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.client = connection.client
+        self.settings = connection.settings
+
+    def reap_dead_runs(self, experiment_id: str) -> list[str]:
+        """Mark KILLED the runs that killed sessions left RUNNING in this experiment (see :mod:`..liveness`)."""
+        try:
+            return mark_dead_runs(self.client, [experiment_id])
+        except Exception as exc:
+            raise self.connection.explain(exc, "closing runs of killed sessions") from None
+
+    def session_runs(self, experiment_id: str, session_id: str) -> list[Any]:
+        """The runs in the experiment that the session ``session_id`` wrote (its ``forecast.session`` tag)."""
+        return self.client.search_runs(
+            [experiment_id], filter_string=f"tags.`forecast.session` = '{session_id}'", max_results=1000
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        self.client.delete_run(run_id)
+
+    def log_session(self, experiment_id: str, result: SessionResult) -> list[LoggedRun]:
+        """One run per model, with params, stepped and aggregate metrics, manifests, plots and the model."""
+        by_model: dict[str, list[Record]] = {}
+        for record in result.records:
+            by_model.setdefault(record.model, []).append(record)
+        logged = []
+        try:
+            for model, model_records in by_model.items():
+                logged.append(self._log_model_run(experiment_id, model, model_records, result))
+        except Exception as exc:
+            raise self.connection.explain(exc, "logging the session") from exc
+        return logged
+
+    def _log_model_artifact(self, run_id: str, records: list[Record]) -> tuple[str | None, str | None]:
+        """Log the candidate's model; a failure is reported, never allowed to lose the metrics already logged."""
+        try:
+            return self._log_model(run_id, records), None
+        except Exception as exc:
+            text = mask_text(str(exc), secrets_from=self.connection.uri)
+            message = f"{type(exc).__name__}: {text.splitlines()[0][:500] if text else ''}"
+            self.client.set_tag(run_id, "forecast.model_error", message)
+            return None, message
+
+    def _run_tags(self, model: str, role: str, records: list[Record], result: SessionResult) -> dict[str, str]:
+        labels = [r.label for r in records if r.ok]
+        node_outcomes = [result.outcomes.get(r.nodeid, "unknown") for r in records]
+        tags = {
+            "forecast.model": model,
+            "forecast.role": role,
+            "forecast.session": result.session_id,
+            "forecast.horizons": ",".join(labels),
+            "forecast.plugin_version": __version__,
+            "forecast.tests": ",".join(f"{o}" for o in node_outcomes),
+            "forecast.tests.failed": str(sum(o == "failed" for o in node_outcomes)),
+            "forecast.tests.passed": str(sum(o == "passed" for o in node_outcomes)),
+            "mlflow.source.name": "pytest",
+            "mlflow.source.type": "LOCAL",
+        }
+        tags = {**result.tags, **tags}  # a --mlflow-tag never overrides what the plugin records
+        if role == "candidate" and result.verdict is not None:
+            tags["forecast.verdict"] = result.verdict.status
+            tags["forecast.baseline"] = result.verdict.baseline
+        errors = [f"{r.label}: {r.error}" for r in records if r.error]
+        if errors:
+            tags["forecast.errors"] = "; ".join(errors)[:4000]
+        from ..liveness import writer_tags
+
+        tags.update(writer_tags())
+        return {key: mask_text(str(value), secrets_from=self.connection.uri) for key, value in tags.items()}
+
+    def _log_model_run(self, experiment_id: str, model: str, records: list[Record], result: SessionResult) -> LoggedRun:
+        from mlflow.entities import Param
+
+        verdict = result.verdict
+        role = "candidate" if any(r.role == "candidate" for r in records) else "reference"
+        node_outcomes = [result.outcomes.get(r.nodeid, "unknown") for r in records]
+        failed = any(o == "failed" for o in node_outcomes) or any(not r.ok for r in records)
+        run_status = result.status if result.status != "FINISHED" else ("FAILED" if failed else "FINISHED")
+        tags = self._run_tags(model, role, records, result)
+        run_name = f"{self.settings.run_name}-{model}" if self.settings.run_name else model
+        start = int(time.time() * 1000)
+        run = self.client.create_run(
+            experiment_id, start_time=start, run_name=run_name, tags={k: str(v)[:5000] for k, v in tags.items()}
+        )
+        run_id = run.info.run_id
+        model_uri = None
+        try:
+            params = run_params(records, mlflow_version=self.connection.mlflow.__version__)
+            metrics = run_metrics(records, result.skill, verdict, start)
+            self._batched(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()], tags=[])
+            for record in records:
+                if record.ok:
+                    self.client.log_dict(run_id, record.manifest(), f"manifests/{sanitize(record.label)}.json")
+            self._log_dataset(run_id, records)
+            self._log_plots(run_id, records, list(result.records), result.baseline)
+            if verdict is not None and role == "candidate":
+                from ..report import markdown, to_json
+
+                self.client.log_text(run_id, markdown(verdict, self.settings.gate), "gate/verdict.md")
+                self.client.log_text(run_id, to_json(verdict, self.settings.gate), "gate/verdict.json")
+            model_error = None
+            if role == "candidate":
+                model_uri, model_error = self._log_model_artifact(run_id, records)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run ends KILLED, as the README promises
+            self.client.set_terminated(run_id, "KILLED")
+            raise
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_tag(run_id, "forecast.logged", "complete")
+        self.client.set_terminated(run_id, "FAILED" if model_error else run_status)
+        return LoggedRun(model=model, role=role, run_id=run_id, model_uri=model_uri, error=model_error)
+
+    def _batched(self, run_id: str, *, metrics: list[MetricValue], params: list, tags: list) -> None:
+        """log_batch in chunks within MLflow's limits (1000 metrics, 100 params, 100 tags per call).
+
+        ``metrics`` are ``(key, value, timestamp, step)`` tuples, turned into entities chunk by chunk.
+        """
+        from mlflow.entities import Metric
+
+        for i in range(0, len(params), 100):
+            self.client.log_batch(run_id, params=params[i : i + 100])
+        for i in range(0, len(tags), 100):
+            self.client.log_batch(run_id, tags=tags[i : i + 100])
+        # Thousands of short-lived Metric entities would trigger full garbage-collection passes over the
+        # whole session's heap mid-write; nothing here forms reference cycles, so pause the collector.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for i in range(0, len(metrics), 1000):
+                chunk = [Metric(k, v, ts, step) for k, v, ts, step in metrics[i : i + 1000]]
+                self.client.log_batch(run_id, metrics=chunk)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _log_dataset(self, run_id: str, records: list[Record]) -> None:
+        seen = set()
+        for record in records:
+            sha = record.data.get("data.sha256")
+            if not sha or sha in seen:
+                continue
+            seen.add(sha)
+            try:
+                from mlflow.data.dataset_source_registry import resolve_dataset_source
+                from mlflow.data.meta_dataset import MetaDataset
+                from mlflow.entities import DatasetInput, InputTag
+
+                source = record.data_source or "in-memory series"
+                try:
+                    with warnings.catch_warnings():  # "can be interpreted in multiple ways": same class twice
+                        warnings.simplefilter("ignore")
+                        resolved = resolve_dataset_source(source)
+                except Exception:
+                    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+                    resolved = CodeDatasetSource({"source": source})
+                name = Path(source).stem if record.data_source else "series"
+                dataset = MetaDataset(source=resolved, name=name, digest=sha[:12])
+                entity = dataset._to_mlflow_entity()
+                self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag("mlflow.data.context", "backtest")])])
+            except Exception as exc:  # a UI nicety; the fingerprint params carry the same facts
+                log.warning("could not record the dataset input: %s", exc)
+
+    def _log_plots(
+        self, run_id: str, records: list[Record], all_records: list[Record], baseline: Baseline | None
+    ) -> None:
+        from ..plots import figures
+
+        with tempfile.TemporaryDirectory(prefix="forecast-plots-") as tmp:
+            for record in records:
+                if not record.ok:
+                    continue
+                naive = naive_reference(all_records, record.label)
+                base = baseline.horizons.get(record.label) if baseline else None
+                for path in figures(
+                    record, Path(tmp), baseline=base, reference=naive, metric=self.settings.gate_metrics[0]
+                ):
+                    self.client.log_artifact(run_id, str(path), "plots")
+
+    def _log_model(self, run_id: str, records: list[Record]) -> str | None:
+        files = {
+            r.label: (r.model_file, r.model_kind, r.input_example, r.horizon) for r in records if r.ok and r.model_file
+        }
+        if not files:
+            return None
+        from ..pyfunc import log_bundle
+
+        with self.connection.mlflow.start_run(run_id=run_id, nested=False), quiet_mlflow():
+            return log_bundle(files)

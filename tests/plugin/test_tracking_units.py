@@ -1,0 +1,332 @@
+"""The tracking layer in-process: the pure names and values of a run, the value a session hands over, MLflow
+error codes, and a connection giving MLflow's process-wide state back on close.
+
+The params/metrics and ``SessionResult`` tests need no store; the connection tests open a temporary
+``sqlite:///`` store in this process (no subprocess).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy
+import pandas
+import pytest
+
+from pytest_forecast_mlflow import __version__
+from pytest_forecast_mlflow.gate import Baseline, BaselineHorizon, Verdict
+from pytest_forecast_mlflow.records import Record, naive_reference
+from pytest_forecast_mlflow.result import SessionResult
+from pytest_forecast_mlflow.settings import Settings
+
+pytestmark = pytest.mark.usefixtures("hermetic")
+
+ORIGINS = ["2024-01-05", "2024-01-12", "2024-01-19"]
+TIMESTAMP = 1_700_000_000_000
+
+
+def make_record(
+    *,
+    label: str = "5d",
+    model: str = "candidate",
+    role: str = "candidate",
+    rmse: tuple[float, ...] = (1.0, 2.0, 3.0),
+    sha: str = "abc",
+    params: dict[str, str] | None = None,
+    error: str | None = None,
+) -> Record:
+    return Record(
+        nodeid=f"test_x.py::test_{model}_{label}",
+        location=("test_x.py", 1, f"test_{model}_{label}"),
+        model=model,
+        role=role,
+        label=label,
+        horizon=5,
+        spec={"horizon": "5", "step": "5"},
+        data={"data.sha256": sha, "data.rows": "300"},
+        data_source="data/rates.csv",
+        params=params if params is not None else {"k": "3"},
+        origins=[] if error else list(ORIGINS),
+        fold_metrics={"rmse": list(rmse), "mae": [value / 2 for value in rmse]},
+        aggregates={"rmse_mean": sum(rmse) / len(rmse), "rmse_median": sorted(rmse)[len(rmse) // 2]},
+        error=error,
+    )
+
+
+def by_key(metrics: list[tuple[str, float, int, int]]) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for key, value, timestamp, step in metrics:
+        assert timestamp == TIMESTAMP
+        out.setdefault(key, []).append((step, value))
+    return out
+
+
+# ----------------------------------------------------------------------------------------- run params
+
+
+def test_params_carry_the_versions_and_each_horizons_spec() -> None:
+    from pytest_forecast_mlflow.tracking import run_params
+
+    params = run_params([make_record(label="5d"), make_record(label="10d")], mlflow_version="9.9.9")
+
+    assert params["version.mlflow"] == "9.9.9"
+    assert params["version.numpy"] == numpy.__version__
+    assert params["version.pandas"] == pandas.__version__
+    assert params["version.pytest-forecast-mlflow"] == __version__
+    assert (params["5d.horizon"], params["10d.step"]) == ("5", "5")
+
+
+def test_a_model_param_all_horizons_share_is_logged_once_and_one_that_differs_per_horizon() -> None:
+    from pytest_forecast_mlflow.tracking import run_params
+
+    records = [
+        make_record(label="5d", params={"k": "3", "source": "ecb"}),
+        make_record(label="10d", params={"k": "6", "source": "ecb"}),
+    ]
+
+    params = run_params(records, mlflow_version="1")
+
+    assert {key: value for key, value in params.items() if "model." in key} == {
+        "5d.model.k": "3",
+        "10d.model.k": "6",
+        "model.source": "ecb",
+    }
+
+
+def test_the_data_fingerprint_is_logged_once_for_one_series_and_per_horizon_for_several() -> None:
+    from pytest_forecast_mlflow.tracking import run_params
+
+    same = run_params([make_record(label="5d"), make_record(label="10d")], mlflow_version="1")
+    assert (same["data.sha256"], same["data.source"]) == ("abc", "data/rates.csv")
+    assert "5d.data.sha256" not in same
+
+    different = run_params([make_record(label="5d", sha="a"), make_record(label="10d", sha="b")], mlflow_version="1")
+    assert (different["5d.data.sha256"], different["10d.data.sha256"]) == ("a", "b")
+    assert different["10d.data.source"] == "data/rates.csv"
+    assert "data.sha256" not in different
+
+
+# ---------------------------------------------------------------------------------------- run metrics
+
+
+def test_every_fold_metric_is_a_series_stepped_by_fold_with_its_aggregates_step_less_beside_it() -> None:
+    from pytest_forecast_mlflow.tracking import run_metrics
+
+    metrics = by_key(run_metrics([make_record()], {}, None, TIMESTAMP))
+
+    assert metrics["5d/rmse"] == [(0, 1.0), (1, 2.0), (2, 3.0)]
+    assert metrics["5d/mae"] == [(0, 0.5), (1, 1.0), (2, 1.5)]
+    assert metrics["5d/rmse_mean"] == [(0, 2.0)]
+    assert metrics["5d/rmse_median"] == [(0, 2.0)]
+    assert metrics["5d/folds"] == [(0, 3.0)]
+    assert metrics["all/rmse_mean"] == [(0, 2.0)]
+
+
+def test_stepped_series_come_first_each_contiguous() -> None:
+    """A 1,000-value batch then rarely splits one series."""
+    from pytest_forecast_mlflow.tracking import run_metrics
+
+    keys = [key for key, *_ in run_metrics([make_record(label="5d"), make_record(label="10d")], {}, None, TIMESTAMP)]
+
+    stepped = ["5d/rmse", "5d/mae", "10d/rmse", "10d/mae"]
+    assert keys[:12] == [key for key in stepped for _ in ORIGINS]
+    assert not set(keys[12:]) & set(stepped)
+
+
+def test_all_means_average_the_horizons_and_skill_is_logged_per_horizon() -> None:
+    from pytest_forecast_mlflow.tracking import run_metrics
+
+    records = [make_record(label="5d", rmse=(1.0, 1.0, 1.0)), make_record(label="10d", rmse=(3.0, 3.0, 3.0))]
+    skill = {"candidate 5d": {"theil_u": 0.9, "rmse_ratio": 0.8}}
+
+    metrics = by_key(run_metrics(records, skill, None, TIMESTAMP))
+
+    assert metrics["all/rmse_mean"] == [(0, 2.0)]
+    assert (metrics["5d/theil_u"], metrics["5d/rmse_ratio"]) == ([(0, 0.9)], [(0, 0.8)])
+    assert "10d/theil_u" not in metrics
+
+
+def test_a_failed_backtest_logs_no_metrics() -> None:
+    from pytest_forecast_mlflow.tracking import run_metrics
+
+    metrics = by_key(
+        run_metrics([make_record(label="5d"), make_record(label="10d", error="boom")], {}, None, TIMESTAMP)
+    )
+
+    assert not [key for key in metrics if key.startswith("10d/")]
+    assert metrics["all/rmse_mean"] == [(0, 2.0)]
+
+
+def test_the_verdict_adds_the_compared_rows_of_these_records_only() -> None:
+    from pytest_forecast_mlflow.tracking import run_metrics
+
+    def row(model: str, status: str = "compared", method: str = "dm") -> SimpleNamespace:
+        return SimpleNamespace(
+            model=model,
+            label="5d",
+            metric="rmse",
+            status=status,
+            method=method,
+            delta_pct=-4.0,
+            p_adjusted=0.01,
+            min_detectable_pct=3.0,
+        )
+
+    verdict = SimpleNamespace(rows=(row("candidate"), row("other"), row("candidate", status="too-few-folds")))
+    metrics = by_key(run_metrics([make_record()], {}, verdict, TIMESTAMP))
+    assert {key: value for key, value in metrics.items() if key.startswith("gate/")} == {
+        "gate/5d/rmse_delta_pct": [(0, -4.0)],
+        "gate/5d/rmse_p": [(0, 0.01)],
+        "gate/5d/rmse_detectable_pct": [(0, 3.0)],
+    }
+
+    threshold = SimpleNamespace(rows=(row("candidate", method="threshold"),))
+    metrics = by_key(run_metrics([make_record()], {}, threshold, TIMESTAMP))
+    assert [key for key in metrics if key.startswith("gate/")] == ["gate/5d/rmse_delta_pct"]
+
+
+# ------------------------------------------------------------------------------- the value handed over
+
+
+def test_the_naive_reference_is_the_completed_reference_named_naive_at_that_label() -> None:
+    naive_5d = make_record(model="Naive", role="reference", label="5d")
+    records = [
+        make_record(model="naive", role="candidate", label="5d"),
+        make_record(model="naive_failed", role="reference", label="5d", error="boom"),
+        make_record(model="drift", role="reference", label="5d"),
+        make_record(model="naive", role="reference", label="10d"),
+        naive_5d,
+    ]
+    assert naive_reference(records, "5d") is naive_5d
+    assert naive_reference(records[:3], "5d") is None
+
+
+def test_a_session_result_survives_json() -> None:
+    horizon = BaselineHorizon(
+        label="5d",
+        horizon=5,
+        step=5,
+        origins=list(ORIGINS),
+        actuals=[[1.0]] * 3,
+        fold_metrics={"rmse": [1.0, 2.0, 3.0]},
+    )
+    result = SessionResult(
+        session_id="0123456789abcdef",
+        status="KILLED",
+        records=(make_record(), make_record(model="naive", role="reference")),
+        outcomes={"test_x.py::test_candidate_5d": "passed"},
+        verdict=Verdict("no-baseline", (), "no registered model 'fx' yet", reasons=("first",)),
+        baseline=Baseline(
+            registered_model="fx",
+            version="3",
+            how="alias champion",
+            run_id="r" * 32,
+            run_name="naive",
+            data_sha256="abc",
+            horizons={"5d": horizon},
+            gate_metrics=("rmse",),
+        ),
+        skill={"candidate 5d": {"theil_u": 0.9}},
+        tags={"git.branch": "main"},
+    )
+
+    assert SessionResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+
+# ------------------------------------------------------------------------------------------ MLflow errors
+
+
+def test_mlflow_errors_are_recognised_by_code() -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST
+
+    from pytest_forecast_mlflow.tracking import error_is
+
+    exists = MlflowException("it is there", error_code=RESOURCE_ALREADY_EXISTS)
+    assert error_is(exists, RESOURCE_ALREADY_EXISTS)
+    assert error_is(exists, RESOURCE_DOES_NOT_EXIST, RESOURCE_ALREADY_EXISTS)
+    assert not error_is(exists, RESOURCE_DOES_NOT_EXIST)
+    # the message does not count: only the code does
+    assert not error_is(MlflowException("alias not found", error_code=INVALID_PARAMETER_VALUE), RESOURCE_DOES_NOT_EXIST)
+    assert not error_is(ValueError("already exists"), RESOURCE_ALREADY_EXISTS)
+
+
+# ------------------------------------------------------------------------- a connection restores MLflow
+
+
+def mlflow_state() -> tuple:
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from pytest_forecast_mlflow.tracking.connection import ENVIRONMENT
+
+    return (
+        tracking_utils._tracking_uri,
+        registry_utils._registry_uri,
+        {name: os.environ.get(name) for name in ENVIRONMENT},
+    )
+
+
+def settings_for(tmp_path: Path, uri: str) -> Settings:
+    return Settings(experiment="units", tracking_uri=uri, artifact_root=tmp_path / "mlruns", rootdir=tmp_path)
+
+
+@pytest.fixture
+def unset_mlflow_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None of the variables a connection sets is set before it opens."""
+    from pytest_forecast_mlflow.tracking.connection import ENVIRONMENT
+
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("unset_mlflow_environment")
+def test_closing_the_tracking_restores_mlflows_global_uris_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from pytest_forecast_mlflow.tracking import Tracking
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "7")  # the user's own: kept, and kept afterwards
+    previous = f"sqlite:///{tmp_path / 'previous.db'}"
+    mlflow.set_tracking_uri(previous)  # what the process used before the plugin opened its store
+    try:
+        before = mlflow_state()
+        uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+
+        tracking = Tracking(settings_for(tmp_path, uri))
+        try:
+            assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (uri, uri)
+            assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+            assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
+            assert os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] == "true"
+        finally:
+            tracking.close()
+
+        assert mlflow_state() == before
+        assert mlflow.get_tracking_uri() == previous
+        assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("unset_mlflow_environment")
+def test_a_store_that_cannot_be_opened_leaves_mlflows_state_as_found(tmp_path: Path) -> None:
+    from pytest_forecast_mlflow.tracking import StoreUnavailable, Tracking
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    before = mlflow_state()
+
+    with pytest.raises(StoreUnavailable, match="unreachable"):
+        Tracking(settings_for(tmp_path, f"http://127.0.0.1:{port}"))
+
+    assert mlflow_state() == before
