@@ -13,7 +13,7 @@ One module per command group over a thin entry: :mod:`.main` (the parser, :func:
 output, exit codes), :mod:`.base` (the store a command works on, :class:`CliError`), then
 :mod:`.dashboard`, :mod:`.ui`, :mod:`.backup` (backup and restore) and :mod:`.replay`. They handle
 arguments and output; the work is in the library: :mod:`pytest_forecast_mlflow.backup`,
-:mod:`pytest_forecast_mlflow.tracking_views` (the only MLflow calls) and
+:mod:`pytest_forecast_mlflow.tracking.views` (the only MLflow calls) and
 :mod:`pytest_forecast_mlflow.journal`.
 
 Every command takes ``--tracking-uri``; without it ``MLFLOW_TRACKING_URI`` is used, else the embedded

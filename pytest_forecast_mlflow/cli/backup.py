@@ -19,7 +19,7 @@ def _cli_error(exc: BackupError) -> CliError:
 
 
 def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
-    from pytest_forecast_mlflow.tracking_views import mlflow_version
+    from pytest_forecast_mlflow.tracking.views import mlflow_version
 
     store = store_args(args)
     db, artifacts = require_sqlite(store, "backup")
@@ -40,7 +40,7 @@ def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
-    from pytest_forecast_mlflow.tracking_views import mlflow_version
+    from pytest_forecast_mlflow.tracking.views import mlflow_version
 
     store = store_args(args)
     db, artifacts = require_sqlite(store, "restore")

@@ -1,6 +1,6 @@
 """``forecast-mlflow dashboard``: the latest runs of each experiment, newest first, champion marked.
 
-The store is read through :mod:`pytest_forecast_mlflow.tracking_views`; this module turns what it
+The store is read through :mod:`pytest_forecast_mlflow.tracking.views`; this module turns what it
 returns into text (:func:`format_dashboard` is pure, tested without MLflow).
 """
 
@@ -18,7 +18,7 @@ from pytest_forecast_mlflow.settings import default_of
 from pytest_forecast_mlflow.store import first_line
 
 if TYPE_CHECKING:
-    from pytest_forecast_mlflow.tracking_views import Champion, RunSummary
+    from pytest_forecast_mlflow.tracking.views import Champion, RunSummary
 
 
 # the dashboard shows what the gate compares by default
@@ -198,7 +198,7 @@ def cmd_dashboard(args: argparse.Namespace, out: TextIO) -> int:
         )
         return 0
 
-    from pytest_forecast_mlflow.tracking_views import StoreReadError, StoreView
+    from pytest_forecast_mlflow.tracking.views import StoreReadError, StoreView
 
     view_of = StoreView(store.uri)
     metric = args.metric

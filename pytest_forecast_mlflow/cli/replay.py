@@ -83,10 +83,10 @@ def replay_target(journal: Journal, explicit: tuple[str, str] | None, to_other_s
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     """Log spooled journals into the stores they were meant for, each exactly once."""
-    from pytest_forecast_mlflow.journal import read_journal, replay
+    from pytest_forecast_mlflow.journal import journal_dir, read_journal, replay
 
     root = Path.cwd()
-    pending = root / "data" / "mlflow" / "journal"  # TODO(merge): journal.py's one definition of the folder
+    pending = journal_dir(root)
     folders = [Path(j) for j in args.journals] or sorted(p.parent for p in pending.glob("*/journal.json"))
     if not folders:
         out.write(f"no journal to replay under {pending}\n")

@@ -68,7 +68,7 @@ def _stages(profile: Path) -> list[tuple[str, float]]:
     rows = []
     for label, pattern in STAGES:
         regex = re.compile(pattern)
-        times = [cum for (file, line, func), (_, _, _, cum, _) in stats.items() if regex.search(f"{file}:{line}({func})")]
+        times = [cum for (file, line, func), (*_, cum, _) in stats.items() if regex.search(f"{file}:{line}({func})")]
         rows.append((label, max(times, default=0.0)))
     return rows
 

@@ -7,9 +7,9 @@ over repeats and the ratios between the three ways of writing the same values; i
     (about 21 s for 8,000 values), so it is timed on the first 2,000 values (one horizon) and scaled x4;
     the output says so.
 (b) bare ``MlflowClient.log_batch`` of the same 8,000 prebuilt ``Metric`` entities, 1,000 per call.
-(c) the plugin's path, exactly what ``Tracking.log_session`` does for metrics: ``Tracking._metrics``
+(c) the plugin's path, exactly what ``Tracking.log_session`` does for metrics: ``tracking.run_metrics``
     over the session's :class:`~pytest_forecast_mlflow.records.Record` values, ``Metric`` entities,
-    then ``Tracking._batched``. It also writes the step-less aggregates the plugin adds (mean, median,
+    then ``RunWriter._batched``. It also writes the step-less aggregates the plugin adds (mean, median,
     pooled per metric, the fold count, the ``all/`` means), so it writes slightly more than 8,000 values.
 
 (b') bare ``log_batch`` of exactly the values (c) writes, in its order, prebuilt: (c)/(b') is the cost
@@ -47,7 +47,7 @@ import pandas as pd  # noqa: E402
 import backtest  # noqa: E402
 from pytest_forecast_mlflow.records import Record, from_result  # noqa: E402
 from pytest_forecast_mlflow.settings import Settings  # noqa: E402
-from pytest_forecast_mlflow.tracking import Tracking  # noqa: E402
+from pytest_forecast_mlflow.tracking import Tracking, run_metrics  # noqa: E402
 
 HORIZONS = (7, 14, 30, 60)
 METRICS = ("rmse", "mae", "mape", "directional_accuracy")
@@ -125,7 +125,7 @@ def main() -> int:
         def new_run(name: str) -> str:
             return client.create_run(experiment_id, run_name=name).info.run_id
 
-        plugin_entities = [Metric(k, v, ts, s) for k, v, ts, s in tracking._metrics(recs, {}, None, timestamp)]
+        plugin_entities = [Metric(k, v, ts, s) for k, v, ts, s in run_metrics(recs, {}, None, timestamp)]
 
         def bare_batch(metrics: list) -> Callable[[str], int]:
             def log(run_id: str) -> int:
@@ -136,8 +136,8 @@ def main() -> int:
             return log
 
         def plugin_path(run_id: str) -> int:
-            metrics = tracking._metrics(recs, {}, None, timestamp)
-            tracking._batched(run_id, metrics=metrics, params=[], tags=[])
+            metrics = run_metrics(recs, {}, None, timestamp)
+            tracking.runs._batched(run_id, metrics=metrics, params=[], tags=[])
             return len(metrics)
 
         cases = {"b": bare_batch(entities), "b2": bare_batch(plugin_entities), "c": plugin_path}
@@ -158,7 +158,7 @@ def main() -> int:
                 collector[name].append((watch.seconds, watch.full))
 
         def plugin_python() -> int:
-            metrics = tracking._metrics(recs, {}, None, timestamp)
+            metrics = run_metrics(recs, {}, None, timestamp)
             return len([Metric(k, v, ts, s) for k, v, ts, s in metrics])
 
         python_only = []
@@ -192,7 +192,7 @@ def main() -> int:
           f"{REPEATS:>9}")
     label = "(b') the same, of the plugin's own list of values, prebuilt"
     print(f"{label:58}{counts['b2']:>8}{b2:>10.3f}{min(times['b2']):>9.3f}{REPEATS:>9}")
-    print(f"{'(c) plugin: Tracking._metrics + Metric + Tracking._batched':58}{counts['c']:>8}{c:>10.3f}"
+    print(f"{'(c) plugin: run_metrics + Metric + RunWriter._batched':58}{counts['c']:>8}{c:>10.3f}"
           f"{min(times['c']):>9.3f}{REPEATS:>9}")
     print(f"    of (c), plugin-side Python only (_metrics + Metric entities, no store): "
           f"{median(python_only) * 1e3:.1f} ms; log_batch calls: (b) {-(-counts['b'] // 1000)}, "

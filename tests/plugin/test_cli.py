@@ -28,7 +28,7 @@ from pytest_forecast_mlflow.cli import build_parser, dashboard, main
 from pytest_forecast_mlflow.cli.base import resolve_store
 from pytest_forecast_mlflow.cli.ui import ui_command
 from pytest_forecast_mlflow.store import default_artifact_root, default_tracking_uri
-from pytest_forecast_mlflow.tracking_views import Champion
+from pytest_forecast_mlflow.tracking.views import Champion
 
 from .conftest import Store, make_project, run_tracked
 

@@ -1,4 +1,4 @@
-"""``pytest_forecast_mlflow.tracking_views`` in-process, on a copy of the empty template store.
+"""``pytest_forecast_mlflow.tracking.views`` in-process, on a copy of the empty template store.
 
 What the dashboard reads comes back as plain values; MLflow's "no such model" and "no such alias"
 errors, told apart by their error codes, mean "no champion"; any other MLflow error is a
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from pytest_forecast_mlflow.tracking_views import (
+from pytest_forecast_mlflow.tracking.views import (
     Champion,
     Experiment,
     RunSummary,
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
 
 
 def test_importing_the_views_does_not_import_mlflow() -> None:
-    code = "import sys, pytest_forecast_mlflow.tracking_views; assert 'mlflow' not in sys.modules"
+    code = "import sys, pytest_forecast_mlflow.tracking.views; assert 'mlflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 

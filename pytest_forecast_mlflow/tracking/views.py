@@ -132,7 +132,7 @@ class StoreView:
     def end_dead_runs(self, experiment_ids: Sequence[str]) -> list[str]:
         """End as KILLED the RUNNING runs whose session's process is gone (SIGKILL leaves them RUNNING
         forever); returns their ids. A store that refuses the write (a read-only user) raises."""
-        from pytest_forecast_mlflow.tracking import mark_dead_runs
+        from .runs import mark_dead_runs
 
         with _mlflow_errors():
             return mark_dead_runs(self._client, list(experiment_ids))
