@@ -60,8 +60,14 @@ def walk_forward(request: pytest.FixtureRequest):
                 session.record_error(request.node, model=model_name, role=role, label=label, error=exc)
             raise
         if session is not None:
-            session.record(request.node, result, model=model, role=role, label=label,
-                           source=str(getattr(series, "attrs", {}).get("source", "")))
+            session.record(
+                request.node,
+                result,
+                model=model,
+                role=role,
+                label=label,
+                source=str(getattr(series, "attrs", {}).get("source", "")),
+            )
         return result
 
     return run

@@ -69,8 +69,10 @@ class Baseline:
 
 def _compared(name: str) -> property:
     """A row's number read from its comparison; NaN when nothing was compared."""
-    return property(lambda row: math.nan if row.comparison is None else getattr(row.comparison, name),
-                    doc=f"The comparison's ``{name}``; NaN when nothing was compared.")
+    return property(
+        lambda row: math.nan if row.comparison is None else getattr(row.comparison, name),
+        doc=f"The comparison's ``{name}``; NaN when nothing was compared.",
+    )
 
 
 #: the comparison's numbers in a row's flat JSON form, beside the row's own fields
@@ -134,9 +136,21 @@ class Row:
             comparison, paired_folds = _from_flat(flat, status, method, direction, paired_folds)
         if status == "compared" and comparison is None:
             raise ValueError("a compared row needs its comparison")
-        values = dict(nodeid=nodeid, model=model, label=label, horizon=horizon, metric=metric, direction=direction,
-                      status=status, comparison=comparison, method=method, candidate_folds=candidate_folds,
-                      paired_folds=paired_folds, underpowered=underpowered, note=note)
+        values = dict(
+            nodeid=nodeid,
+            model=model,
+            label=label,
+            horizon=horizon,
+            metric=metric,
+            direction=direction,
+            status=status,
+            comparison=comparison,
+            method=method,
+            candidate_folds=candidate_folds,
+            paired_folds=paired_folds,
+            underpowered=underpowered,
+            note=note,
+        )
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
@@ -195,8 +209,9 @@ class Row:
         return cls(**{name: value for name, value in payload.items() if name in known})
 
 
-def _from_flat(flat: dict[str, Any], status: str, method: str, direction: str,
-               paired_folds: int) -> tuple[Comparison | None, int]:
+def _from_flat(
+    flat: dict[str, Any], status: str, method: str, direction: str, paired_folds: int
+) -> tuple[Comparison | None, int]:
     """The comparison a flat row's numbers describe (None when it has none), and its ``paired_folds``."""
     from backtest.compare import Comparison
 
@@ -207,9 +222,17 @@ def _from_flat(flat: dict[str, Any], status: str, method: str, direction: str,
     regressed = flat.get("regressed")
     if method == "dm" and math.isnan(numbers["p_adjusted"]) and not regressed:
         regressed = None  # not decided yet: the Holm step sets it
-    values: dict[str, Any] = dict(method=method, direction=direction, tolerance=tolerance, alpha=alpha,
-                                  n_folds=flat.get("n_folds", 0), lags=flat.get("lags"),
-                                  variance=flat.get("variance"), regressed=regressed, **numbers)
+    values: dict[str, Any] = dict(
+        method=method,
+        direction=direction,
+        tolerance=tolerance,
+        alpha=alpha,
+        n_folds=flat.get("n_folds", 0),
+        lags=flat.get("lags"),
+        variance=flat.get("variance"),
+        regressed=regressed,
+        **numbers,
+    )
     return Comparison(**values), 0
 
 
@@ -264,8 +287,14 @@ class Verdict:
         if not payload:
             return None
         rows = tuple(Row.from_json(row) for row in payload["rows"])
-        return cls(payload["status"], rows, payload["baseline"], tuple(payload.get("reasons", ())),
-                   tuple(payload.get("session_reasons", ())), tuple(payload.get("overrides", ())))
+        return cls(
+            payload["status"],
+            rows,
+            payload["baseline"],
+            tuple(payload.get("reasons", ())),
+            tuple(payload.get("session_reasons", ())),
+            tuple(payload.get("overrides", ())),
+        )
 
 
 def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolerance, alpha, method) -> list[Row]:
@@ -276,23 +305,40 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
 
     rows = []
     for metric in metrics:
-        common = dict(nodeid=record.nodeid, model=record.model, label=record.label, horizon=record.horizon,
-                      metric=metric, direction=_direction(metric), method=method,
-                      candidate_folds=len(record.origins))
+        common = dict(
+            nodeid=record.nodeid,
+            model=record.model,
+            label=record.label,
+            horizon=record.horizon,
+            metric=metric,
+            direction=_direction(metric),
+            method=method,
+            candidate_folds=len(record.origins),
+        )
         base = baseline.horizons.get(record.label) if baseline else None
         if baseline is None:
             rows.append(Row(**common, status="no-baseline", note="no registered baseline"))
             continue
         if base is None:
             known = ", ".join(sorted(baseline.horizons)) or "none"
-            rows.append(Row(**common, status="unmatched",
-                            note=f"the champion {baseline.registered_model} v{baseline.version} has no "
-                            f"{record.label!r} backtest (its horizons: {known})"))
+            rows.append(
+                Row(
+                    **common,
+                    status="unmatched",
+                    note=f"the champion {baseline.registered_model} v{baseline.version} has no "
+                    f"{record.label!r} backtest (its horizons: {known})",
+                )
+            )
             continue
         if metric not in base.fold_metrics:
-            rows.append(Row(**common, status="unmatched",
-                            note=f"the champion {baseline.registered_model} v{baseline.version} has no per-fold "
-                            f"{metric} at {record.label}"))
+            rows.append(
+                Row(
+                    **common,
+                    status="unmatched",
+                    note=f"the champion {baseline.registered_model} v{baseline.version} has no per-fold "
+                    f"{metric} at {record.label}",
+                )
+            )
             continue
         if metric not in record.fold_metrics:
             rows.append(Row(**common, status="error", note=f"the backtest did not compute {metric}"))
@@ -307,23 +353,45 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
                 match = np.all(np.isclose(base_actuals, cand_actuals, rtol=1e-9, atol=1e-12), axis=1)
             else:
                 match = np.zeros(len(ib), dtype=bool)
-            note = (f"data differs from the baseline's: {int(match.sum())} of {len(ib)} folds with a common "
-                    "origin also have identical actuals and are compared")
+            note = (
+                f"data differs from the baseline's: {int(match.sum())} of {len(ib)} folds with a common "
+                "origin also have identical actuals and are compared"
+            )
             ib, ic = ib[match], ic[match]
         if len(ib) < 2:
-            rows.append(Row(**common, status="no-common-folds", paired_folds=int(len(ib)),
-                            note=(note + "; " if note else "") + f"{len(ib)} fold(s) pair with the baseline by "
-                            "origin; the gate needs at least 2"))
+            rows.append(
+                Row(
+                    **common,
+                    status="no-common-folds",
+                    paired_folds=int(len(ib)),
+                    note=(note + "; " if note else "") + f"{len(ib)} fold(s) pair with the baseline by "
+                    "origin; the gate needs at least 2",
+                )
+            )
             continue
         base_values = np.asarray(base.fold_metrics[metric], dtype=float)[ib]
         cand_values = np.asarray(record.fold_metrics[metric], dtype=float)[ic]
         usable = np.isfinite(base_values) & np.isfinite(cand_values)
         if usable.sum() < 2:
-            rows.append(Row(**common, status="no-common-folds", paired_folds=int(usable.sum()),
-                            note=f"fewer than 2 paired folds have a finite {metric}"))
+            rows.append(
+                Row(
+                    **common,
+                    status="no-common-folds",
+                    paired_folds=int(usable.sum()),
+                    note=f"fewer than 2 paired folds have a finite {metric}",
+                )
+            )
             continue
-        result = compare(cand_values[usable], base_values[usable], direction=_direction(metric),
-                         horizon=record.horizon, step=record.step, tolerance=tolerance, alpha=alpha, method=method)
+        result = compare(
+            cand_values[usable],
+            base_values[usable],
+            direction=_direction(metric),
+            horizon=record.horizon,
+            step=record.step,
+            tolerance=tolerance,
+            alpha=alpha,
+            method=method,
+        )
         rows.append(Row(**common, status="compared", comparison=result, note=note))
     return rows
 
@@ -333,8 +401,14 @@ SCOPE_FLAG = "--forecast-allow-scope-change"
 
 def compare_for(record: Record, baseline: Baseline | None, settings: Any) -> list[Row]:
     """:func:`compare_record` under a session's gate settings (a :class:`~.settings.Settings`)."""
-    return compare_record(record, baseline, metrics=settings.gate_metrics, tolerance=settings.tolerance,
-                          alpha=settings.alpha, method=settings.method)
+    return compare_record(
+        record,
+        baseline,
+        metrics=settings.gate_metrics,
+        tolerance=settings.tolerance,
+        alpha=settings.alpha,
+        method=settings.method,
+    )
 
 
 def judge(
@@ -348,22 +422,36 @@ def judge(
     baseline_note: str = "none",
 ) -> Verdict:
     """:func:`decide` under a session's gate settings: the one decision of a live session and of replay."""
-    return decide(rows, baseline=baseline, alpha=settings.alpha, method=settings.method,
-                  require_baseline=settings.require_baseline, incomplete=incomplete, interrupted=interrupted,
-                  unavailable=unavailable, baseline_note=baseline_note, metrics=settings.gate_metrics,
-                  min_folds=settings.min_folds, max_detectable_pct=settings.max_detectable,
-                  allow_scope_change=settings.allow_scope_change)
+    return decide(
+        rows,
+        baseline=baseline,
+        alpha=settings.alpha,
+        method=settings.method,
+        require_baseline=settings.require_baseline,
+        incomplete=incomplete,
+        interrupted=interrupted,
+        unavailable=unavailable,
+        baseline_note=baseline_note,
+        metrics=settings.gate_metrics,
+        min_folds=settings.min_folds,
+        max_detectable_pct=settings.max_detectable,
+        allow_scope_change=settings.allow_scope_change,
+    )
 
 
 def promotion_blocker(candidate_models: list[str], failed_tests: list[str]) -> str | None:
     """Why a promotable verdict still must not move the alias, or None: the session's own candidate tests
     failed, or it has several candidate models and only one can be champion."""
     if failed_tests:
-        return (f"{len(failed_tests)} candidate test(s) failed ({', '.join(failed_tests)}); a model whose own "
-                "tests fail is never promoted")
+        return (
+            f"{len(failed_tests)} candidate test(s) failed ({', '.join(failed_tests)}); a model whose own "
+            "tests fail is never promoted"
+        )
     if len(candidate_models) > 1:
-        return (f"this session has {len(candidate_models)} candidate models ({', '.join(candidate_models)}) and only "
-                "one can be champion; promote them one session at a time (role='reference' for the others)")
+        return (
+            f"this session has {len(candidate_models)} candidate models ({', '.join(candidate_models)}) and only "
+            "one can be champion; promote them one session at a time (role='reference' for the others)"
+        )
     return None
 
 
@@ -436,8 +524,10 @@ def decide(
             if allow_scope_change:
                 overrides.append(f"{row.label} {row.metric} ungated (not in the champion)")
                 continue
-            reason = (f"{what}; the gate fails closed. Use the champion's labels and metrics, or pass "
-                      f"{SCOPE_FLAG} to accept the change deliberately (recorded on the version)")
+            reason = (
+                f"{what}; the gate fails closed. Use the champion's labels and metrics, or pass "
+                f"{SCOPE_FLAG} to accept the change deliberately (recorded on the version)"
+            )
             failures.append(reason)
             untied.append(reason)
         elif row.status == "no-baseline" and require_baseline:
@@ -448,8 +538,11 @@ def decide(
     blockers: list[str] = []  # each keeps the alias where it is, without failing the session
     if baseline is not None:
         covered = {(row.label, row.metric) for row in decided if row.status == "compared"}
-        missing = sorted(baseline.scope(tuple(metrics)) - covered - {(r.label, r.metric) for r in decided
-                                                                       if r.status in ("no-common-folds", "error")})
+        missing = sorted(
+            baseline.scope(tuple(metrics))
+            - covered
+            - {(r.label, r.metric) for r in decided if r.status in ("no-common-folds", "error")}
+        )
         if missing and allow_scope_change:
             overrides.append("not compared: " + ", ".join(f"{label} {metric}" for label, metric in missing))
         elif missing:
@@ -467,26 +560,31 @@ def decide(
             short.append(f"{row.n_folds} paired folds (need {min_folds}, --forecast-min-folds)")
         if method == "dm" and row.min_detectable_pct > max_detectable_pct:
             detectable = "infinite" if math.isinf(row.min_detectable_pct) else f"{row.min_detectable_pct:.0f}%"
-            short.append(f"smallest detectable regression {detectable} (need <= {max_detectable_pct:g}%, "
-                         "--forecast-max-detectable)")
-        blockers.insert(0,
+            short.append(
+                f"smallest detectable regression {detectable} (need <= {max_detectable_pct:g}%, "
+                "--forecast-max-detectable)"
+            )
+        blockers.insert(
+            0,
             f"{row.model} {row.label} {row.metric}: inconclusive, {' and '.join(short)}: a regression of the size "
-            "that matters could pass unseen, so the alias stays. Add origins (a smaller step, a longer history)"
+            "that matters could pass unseen, so the alias stays. Add origins (a smaller step, a longer history)",
         )
 
     if failures:
         only_incomplete = len(failures) == 1 and bool(incomplete)
         status = "incomplete" if only_incomplete else "fail"
-        return Verdict(status, tuple(decided), description, tuple(failures + blockers), tuple(untied),
-                       tuple(overrides))
+        return Verdict(status, tuple(decided), description, tuple(failures + blockers), tuple(untied), tuple(overrides))
     if weak:
-        return Verdict("inconclusive", tuple(decided), description, tuple(blockers), tuple(blockers),
-                       tuple(overrides))
+        return Verdict("inconclusive", tuple(decided), description, tuple(blockers), tuple(blockers), tuple(overrides))
     if blockers:
         return Verdict("partial", tuple(decided), description, tuple(blockers), (), tuple(overrides))
     if not rows:
-        return Verdict("no-baseline" if baseline is None else "partial", tuple(decided), description,
-                       ("no candidate backtest ran",))
+        return Verdict(
+            "no-baseline" if baseline is None else "partial",
+            tuple(decided),
+            description,
+            ("no candidate backtest ran",),
+        )
     if baseline is None:
         return Verdict("no-baseline", tuple(decided), description)
     return Verdict("pass", tuple(decided), description, (), (), tuple(overrides))

@@ -36,8 +36,14 @@ def figures(
     ax.plot(x, actuals[:, -1], color="black", linewidth=1, label=f"actual at origin + {record.horizon}")
     ax.plot(x, forecasts[:, -1], color="tab:blue", linewidth=1, label=f"{record.model} forecast")
     if reference is not None and len(reference.origins) == len(record.origins):
-        ax.plot(x, np.asarray(reference.forecasts)[:, -1], color="tab:gray", linewidth=0.8, linestyle="--",
-                label=f"{reference.model} forecast")
+        ax.plot(
+            x,
+            np.asarray(reference.forecasts)[:, -1],
+            color="tab:gray",
+            linewidth=0.8,
+            linestyle="--",
+            label=f"{reference.model} forecast",
+        )
     ax.set_title(f"{record.model} {record.label}: {record.horizon}-step forecast against actual, by origin")
     ax.set_xlabel("forecast origin")
     ax.legend(loc="best", fontsize=8)
@@ -56,8 +62,14 @@ def figures(
         paired = [baseline.fold_metrics[metric][index[o]] if o in index else np.nan for o in record.origins]
         ax.plot(x, paired, color="tab:orange", linewidth=1, label="champion")
     if reference is not None and len(reference.origins) == len(record.origins) and metric in reference.fold_metrics:
-        ax.plot(x, reference.fold_metrics[metric], color="tab:gray", linewidth=0.8, linestyle="--",
-                label=f"{reference.model}")
+        ax.plot(
+            x,
+            reference.fold_metrics[metric],
+            color="tab:gray",
+            linewidth=0.8,
+            linestyle="--",
+            label=f"{reference.model}",
+        )
     ax.set_title(f"{record.label}: per-fold {metric}, candidate against champion")
     ax.set_xlabel("forecast origin")
     ax.set_ylabel(metric)
@@ -73,8 +85,14 @@ def figures(
     ax.plot(steps, np.sqrt(np.mean((forecasts - actuals) ** 2, axis=0)), marker=".", label=record.model)
     if reference is not None and len(reference.origins) == len(record.origins):
         ref_errors = np.asarray(reference.forecasts) - np.asarray(reference.actuals)
-        ax.plot(steps, np.sqrt(np.mean(ref_errors**2, axis=0)), marker=".", linestyle="--", color="tab:gray",
-                label=reference.model)
+        ax.plot(
+            steps,
+            np.sqrt(np.mean(ref_errors**2, axis=0)),
+            marker=".",
+            linestyle="--",
+            color="tab:gray",
+            label=reference.model,
+        )
     ax.set_title(f"{record.label}: RMSE by step ahead")
     ax.set_xlabel("steps ahead")
     ax.set_ylabel("RMSE (pooled over folds)")

@@ -33,8 +33,12 @@ def _requirements(torch_used: bool) -> list[str]:
     import cloudpickle
     import pandas
 
-    reqs = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pandas.__version__}",
-            f"cloudpickle=={cloudpickle.__version__}"]
+    reqs = [
+        f"mlflow=={mlflow.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pandas.__version__}",
+        f"cloudpickle=={cloudpickle.__version__}",
+    ]
     if torch_used:
         import torch
 
@@ -150,8 +154,9 @@ def log_bundle(files: dict[str, tuple[str, str, Any, int]]) -> str:
                 loaded.append(module)
                 target = Path(tmp) / f"torch-{label}"
                 example_array = np.asarray(example, dtype=np.float32) if example is not None else None
-                mlflow.pytorch.save_model(module, str(target), input_example=example_array,
-                                          pip_requirements=requirements, **_pickle_format())
+                mlflow.pytorch.save_model(
+                    module, str(target), input_example=example_array, pip_requirements=requirements, **_pickle_format()
+                )
                 artifacts[f"model-{label}"] = str(target)
             else:
                 with open(path, "rb") as handle:

@@ -45,8 +45,18 @@ def row_verdict(row: Row) -> str:
 def cells(row: Row) -> tuple[str, ...]:
     detectable = "-" if math.isnan(row.min_detectable_pct) else f"{row.min_detectable_pct:.1f}%"
     folds = f"{row.n_folds}/{row.candidate_folds}" if row.candidate_folds else str(row.n_folds)
-    return (row.model, row.label, row.metric, _num(row.baseline), _num(row.candidate), _pct(row.delta_pct),
-            _p(row), folds, detectable, row_verdict(row))
+    return (
+        row.model,
+        row.label,
+        row.metric,
+        _num(row.baseline),
+        _num(row.candidate),
+        _pct(row.delta_pct),
+        _p(row),
+        folds,
+        detectable,
+        row_verdict(row),
+    )
 
 
 def table(rows: Sequence[Row]) -> list[str]:
@@ -66,11 +76,15 @@ def headline(verdict: Verdict, gate: str) -> str:
         if verdict.overrides:
             text += " (scope change accepted by --forecast-allow-scope-change)"
     elif status == "inconclusive":
-        text = (f"INCONCLUSIVE against {verdict.baseline}: no regression found, but the comparison is too weak "
-                "to promote; the alias stays")
+        text = (
+            f"INCONCLUSIVE against {verdict.baseline}: no regression found, but the comparison is too weak "
+            "to promote; the alias stays"
+        )
     elif status == "partial":
-        text = (f"PARTIAL against {verdict.baseline}: no regression in what ran, but not every horizon and gate "
-                "metric of the champion was compared; the alias stays")
+        text = (
+            f"PARTIAL against {verdict.baseline}: no regression in what ran, but not every horizon and gate "
+            "metric of the champion was compared; the alias stays"
+        )
     elif status == "no-baseline":
         text = f"nothing to compare against ({verdict.baseline}); the session passes ungated"
     elif status == "fail" and gate == "warn":

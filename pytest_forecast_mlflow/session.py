@@ -113,8 +113,9 @@ class ForecastSession:
             killed = []
             self.problems.append(f"runs of killed sessions could not be closed: {exc}")
         if killed:
-            self.summary.append(f"marked {len(killed)} run(s) KILLED whose session died without closing them: "
-                                + ", ".join(killed))
+            self.summary.append(
+                f"marked {len(killed)} run(s) KILLED whose session died without closing them: " + ", ".join(killed)
+            )
 
     def _read_baseline(self) -> None:
         from .tracking import StoreUnavailable, TrackingError
@@ -164,8 +165,10 @@ class ForecastSession:
         for record in self.records:
             key = (record.model, record.label)
             if record.ok and key in seen:
-                problems.append(f"{record.model!r} at {record.label!r} was backtested twice ({seen[key]} and "
-                                f"{record.nodeid}); only the first is logged. Give one another name= or label=")
+                problems.append(
+                    f"{record.model!r} at {record.label!r} was backtested twice ({seen[key]} and "
+                    f"{record.nodeid}); only the first is logged. Give one another name= or label="
+                )
                 continue
             if record.ok:
                 seen[key] = record.nodeid
@@ -175,8 +178,9 @@ class ForecastSession:
 
     def record(self, item: pytest.Item, result: Any, *, model: Any, role: str, label: str, source: str) -> None:
         self._check_unique(result.model, label, item.nodeid)
-        record = from_result(result, nodeid=item.nodeid, location=item.location, role=role,
-                             label=label, data_source=source)
+        record = from_result(
+            result, nodeid=item.nodeid, location=item.location, role=role, label=label, data_source=source
+        )
         if role == "candidate":
             if self.models_dir is not None:
                 save_model(model, record, self.models_dir)
@@ -196,8 +200,16 @@ class ForecastSession:
         self.records.append(record)
 
     def record_error(self, item: pytest.Item, *, model: str, role: str, label: str, error: BaseException) -> None:
-        self.records.append(Record(nodeid=item.nodeid, location=item.location, model=model, role=role,
-                                   label=label, error=f"{type(error).__name__}: {error}"[:2000]))
+        self.records.append(
+            Record(
+                nodeid=item.nodeid,
+                location=item.location,
+                model=model,
+                role=role,
+                label=label,
+                error=f"{type(error).__name__}: {error}"[:2000],
+            )
+        )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.worker:
@@ -239,8 +251,15 @@ class ForecastSession:
         rows = [Row(**row) for record in candidates for row in record.comparisons]
         incomplete = [f"{r.model} {r.label}" for r in candidates if not r.ok]
         unavailable = self.unavailable or self.baseline_error
-        self.verdict = judge(rows, self.settings, baseline=self.baseline, incomplete=incomplete,
-                             interrupted=interrupted, unavailable=unavailable, baseline_note=self.baseline_note)
+        self.verdict = judge(
+            rows,
+            self.settings,
+            baseline=self.baseline,
+            incomplete=incomplete,
+            interrupted=interrupted,
+            unavailable=unavailable,
+            baseline_note=self.baseline_note,
+        )
         if interrupted or self.settings.gate != "fail" or not self.fails_session:
             return
         from .report import failure_message
@@ -248,16 +267,27 @@ class ForecastSession:
         for row in self.verdict.regressions:
             record = next(r for r in candidates if r.nodeid == row.nodeid and r.label == row.label)
             report = pytest.TestReport(
-                nodeid=record.nodeid, location=tuple(record.location), keywords={}, outcome="failed",
-                longrepr=failure_message(row, self.verdict.baseline), when="call",
-                user_properties=[(f"forecast.{row.label}.{row.metric}.p_holm", row.p_adjusted),
-                                 (f"forecast.{row.label}.{row.metric}.verdict", "regressed")],
+                nodeid=record.nodeid,
+                location=tuple(record.location),
+                keywords={},
+                outcome="failed",
+                longrepr=failure_message(row, self.verdict.baseline),
+                when="call",
+                user_properties=[
+                    (f"forecast.{row.label}.{row.metric}.p_holm", row.p_adjusted),
+                    (f"forecast.{row.label}.{row.metric}.verdict", "regressed"),
+                ],
             )
             session.config.hook.pytest_runtest_logreport(report=report)
             # junitxml writes a test's properties when its teardown is reported
             closing = pytest.TestReport(
-                nodeid=record.nodeid, location=tuple(record.location), keywords={}, outcome="passed",
-                longrepr=None, when="teardown", user_properties=report.user_properties,
+                nodeid=record.nodeid,
+                location=tuple(record.location),
+                keywords={},
+                outcome="passed",
+                longrepr=None,
+                when="teardown",
+                user_properties=report.user_properties,
             )
             session.config.hook.pytest_runtest_logreport(report=closing)
         if self.verdict.session_reasons:
@@ -279,12 +309,25 @@ class ForecastSession:
         """
         text = self.mask("forecast gate: " + "; ".join(reasons))
         location = (GATE_NODE, None, GATE_NODE)
-        error = pytest.TestReport(nodeid=GATE_NODE, location=location, keywords={}, outcome="failed",
-                                  longrepr=text, when="setup",
-                                  user_properties=[("forecast.verdict", self.verdict.status if self.verdict else "")])
+        error = pytest.TestReport(
+            nodeid=GATE_NODE,
+            location=location,
+            keywords={},
+            outcome="failed",
+            longrepr=text,
+            when="setup",
+            user_properties=[("forecast.verdict", self.verdict.status if self.verdict else "")],
+        )
         session.config.hook.pytest_runtest_logreport(report=error)
-        closing = pytest.TestReport(nodeid=GATE_NODE, location=location, keywords={}, outcome="passed",
-                                    longrepr=None, when="teardown", user_properties=[])
+        closing = pytest.TestReport(
+            nodeid=GATE_NODE,
+            location=location,
+            keywords={},
+            outcome="passed",
+            longrepr=None,
+            when="teardown",
+            user_properties=[],
+        )
         session.config.hook.pytest_runtest_logreport(report=closing)
 
     # -- the end: log, register, report ------------------------------------------------------------
@@ -316,9 +359,16 @@ class ForecastSession:
         from .report import skill
 
         records = tuple(self._ordered())
-        return SessionResult(session_id=self.session_id, status=status, records=records, outcomes=dict(self.outcomes),
-                             verdict=self.verdict, baseline=self.baseline, skill=skill(list(records)),
-                             tags={**self.git, **dict(self.settings.tags)})
+        return SessionResult(
+            session_id=self.session_id,
+            status=status,
+            records=records,
+            outcomes=dict(self.outcomes),
+            verdict=self.verdict,
+            baseline=self.baseline,
+            skill=skill(list(records)),
+            tags={**self.git, **dict(self.settings.tags)},
+        )
 
     def _summarise(self, result: SessionResult) -> None:
         """The verdict's lines first in the terminal section, the skill last; the report files written."""
@@ -346,28 +396,36 @@ class ForecastSession:
             self.tracking.check_available()
             logged = self.tracking.log_session(self.experiment_id, result)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while writing: the runs end KILLED, the results are kept
-            path = self._spool(dataclasses.replace(result, status="KILLED"),
-                               reason="the session was interrupted while logging")
-            self.problems.append(f"interrupted while logging: the runs written so far are KILLED; every result is "
-                                 f"saved to {path}; replay with: {self._replay_hint(path)}")
+            path = self._spool(
+                dataclasses.replace(result, status="KILLED"), reason="the session was interrupted while logging"
+            )
+            self.problems.append(
+                f"interrupted while logging: the runs written so far are KILLED; every result is "
+                f"saved to {path}; replay with: {self._replay_hint(path)}"
+            )
             self.interrupted_logging = True
             return False
         except Exception as exc:  # the store failed mid-session: spool, or fail loudly; never lose results
             path = self._spool(result, reason=str(exc))
-            message = (f"logging to {mask_uri(self.settings.tracking_uri)} failed ({exc}); results saved to "
-                       f"{path}; replay with: {self._replay_hint(path)}")
+            message = (
+                f"logging to {mask_uri(self.settings.tracking_uri)} failed ({exc}); results saved to "
+                f"{path}; replay with: {self._replay_hint(path)}"
+            )
             if self.settings.on_unavailable == "spool" and isinstance(exc, StoreUnavailable):
                 self.summary.append(message)
                 return True
             self.problems.append(message)
             return False
         for run in logged:
-            self.summary.append(f"logged {run.role} {run.model}: run {run.run_id} in experiment "
-                                f"{self.settings.experiment!r} ({mask_uri(self.settings.tracking_uri)})")
+            self.summary.append(
+                f"logged {run.role} {run.model}: run {run.run_id} in experiment "
+                f"{self.settings.experiment!r} ({mask_uri(self.settings.tracking_uri)})"
+            )
         failures = [run for run in logged if run.error]
         for run in failures:
-            self.problems.append(f"{run.model}: its metrics are logged (run {run.run_id}) but the model could "
-                                 f"not be logged: {run.error}")
+            self.problems.append(
+                f"{run.model}: its metrics are logged (run {run.run_id}) but the model could not be logged: {run.error}"
+            )
         if failures:
             return False
         if self.settings.register and result.status == "FINISHED":
@@ -387,8 +445,9 @@ class ForecastSession:
     def _register(self, logged) -> None:
         candidates = [run for run in logged if run.role == "candidate"]
         promote = self.settings.promote
-        failed = sorted({r.nodeid for r in self.records if r.role == "candidate"
-                         and self.outcomes.get(r.nodeid) == "failed"})
+        failed = sorted(
+            {r.nodeid for r in self.records if r.role == "candidate" and self.outcomes.get(r.nodeid) == "failed"}
+        )
         if self.verdict and self.verdict.regressions:
             failed = []  # failed by the gate's own reports: the verdict already says why
         blocker = promotion_blocker([run.model for run in candidates], failed) if promote else None
@@ -401,11 +460,14 @@ class ForecastSession:
             if outcome.moved:
                 self.summary.append(f"registered {run.model} as {where} and moved alias {self.settings.alias!r} to it")
             elif promote and self.settings.gate == "off":
-                self.summary.append(f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved: "
-                                    "promotion needs a passing gate verdict and the gate is off (--forecast-gate off)")
+                self.summary.append(
+                    f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved: "
+                    "promotion needs a passing gate verdict and the gate is off (--forecast-gate off)"
+                )
             elif promote:
-                self.summary.append(f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved: "
-                                    f"{outcome.why}")
+                self.summary.append(
+                    f"registered {run.model} as {where}; alias {self.settings.alias!r} NOT moved: {outcome.why}"
+                )
             else:
                 self.summary.append(f"registered {run.model} as {where}")
 

@@ -148,64 +148,183 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("--mlflow-experiment", "mlflow_experiment", "FORECAST_MLFLOW_EXPERIMENT", _experiment,
-           "Log backtests to this MLflow experiment (switches the plugin on)."),
-    Option("--mlflow-tracking-uri", "mlflow_tracking_uri", "MLFLOW_TRACKING_URI", _tracking_uri,
-           "Tracking URI. Default: the embedded store sqlite:///<rootdir>/data/mlflow/mlflow.db."),
-    Option("--mlflow-run-name", "mlflow_run_name", "FORECAST_MLFLOW_RUN_NAME", str,
-           "Run name prefix; each model's run is named '<prefix>-<model>'. Default: the model name."),
-    Option("--mlflow-tag", "mlflow_tags", None, _tag,
-           "Extra run tag KEY=VALUE (repeatable; ini: one per line).", default=(), kind="append"),
-    Option("--mlflow-register", "mlflow_register", "FORECAST_MLFLOW_REGISTER", None,
-           "Register the candidate's logged model as a new version of the registered model.",
-           default=False, kind="flag"),
-    Option("--mlflow-promote", "mlflow_promote", "FORECAST_MLFLOW_PROMOTE", None,
-           "Register the candidate and move the champion alias to it, only when the gate passed.",
-           default=False, kind="flag"),
-    Option("--mlflow-on-unavailable", "mlflow_on_unavailable", "FORECAST_MLFLOW_ON_UNAVAILABLE",
-           _choice(UNAVAILABLE_MODES),
-           "When the tracking store cannot be reached: fail the session, or spool results to a journal "
-           "for 'forecast-mlflow replay'. Default: fail.", default="fail"),
-    Option("--mlflow-timeout", "mlflow_timeout", "FORECAST_MLFLOW_TIMEOUT", _positive_seconds,
-           "Seconds to wait for a remote tracking server before giving up. Default: 10.", default=10.0),
-    Option("--forecast-gate", "forecast_gate", "FORECAST_GATE", _choice(GATE_MODES),
-           "Regression gate: fail the session, warn only, or off. Default: fail.", default="fail"),
-    Option("--forecast-gate-metrics", "forecast_gate_metrics", "FORECAST_GATE_METRICS", _metrics,
-           "Comma-separated gate metrics, the first also ranks baselines. Default: rmse.", default=("rmse",)),
-    Option("--forecast-tolerance", "forecast_tolerance", "FORECAST_TOLERANCE",
-           _fraction(0.0, 1.0, what="tolerance"),
-           "Relative margin a candidate may be worse by before it counts as a regression (0.02 or 2%). "
-           "Default: 0.", default=0.0),
-    Option("--forecast-alpha", "forecast_alpha", "FORECAST_ALPHA", _fraction(1e-9, 1.0, what="alpha"),
-           "Significance level of the gate's one-sided test (Holm-corrected). Default: 0.05.", default=0.05),
-    Option("--forecast-method", "forecast_method", "FORECAST_METHOD", _choice(GATE_METHODS),
-           "Gate decision: dm (Diebold-Mariano with HLN correction) or threshold (aggregate worse by more "
-           "than the tolerance). Default: dm.", default="dm"),
-    Option("--forecast-registered-model", "forecast_registered_model", "FORECAST_REGISTERED_MODEL",
-           _name("registered model name"),
-           "Registered model holding the champion. Default: the experiment name."),
-    Option("--forecast-alias", "forecast_alias", "FORECAST_ALIAS", _name("alias"),
-           "Registry alias of the baseline. Default: champion.", default="champion"),
-    Option("--forecast-require-baseline", "forecast_require_baseline", "FORECAST_REQUIRE_BASELINE", None,
-           "Fail the gate when there is nothing to compare against (no registered model, horizon or metric).",
-           default=False, kind="flag"),
-    Option("--forecast-min-folds", "forecast_min_folds", "FORECAST_MIN_FOLDS", _at_least_two,
-           "Fewest paired folds a comparison needs to be conclusive; below it the verdict is inconclusive "
-           "and the alias never moves. Default: 30.", default=30),
-    Option("--forecast-max-detectable", "forecast_max_detectable", "FORECAST_MAX_DETECTABLE", _percent,
-           "Largest minimum-detectable regression (percent of the baseline) a conclusive comparison may "
-           "have; a comparison that could only catch a larger one is inconclusive. Default: 25.", default=25.0),
-    Option("--forecast-inconclusive", "forecast_inconclusive", "FORECAST_INCONCLUSIVE", _choice(INCONCLUSIVE_MODES),
-           "Session outcome of an inconclusive verdict (too few folds, too little power): pass or fail. "
-           "The alias never moves either way. Default: pass.", default="pass"),
-    Option("--forecast-allow-scope-change", "forecast_allow_scope_change", "FORECAST_ALLOW_SCOPE_CHANGE", None,
-           "Deliberately accept a candidate whose horizons or gate metrics differ from the champion's: new ones "
-           "pass ungated, missing ones are not required. Recorded on the registered version.",
-           default=False, kind="flag"),
-    Option("--forecast-report", "forecast_report", "FORECAST_REPORT", str,
-           "Write the gate table as Markdown to this path (also appended to $GITHUB_STEP_SUMMARY when set)."),
-    Option("--forecast-json", "forecast_json", "FORECAST_JSON", str,
-           "Write the verdict as JSON to this path, for scripts."),
+    Option(
+        "--mlflow-experiment",
+        "mlflow_experiment",
+        "FORECAST_MLFLOW_EXPERIMENT",
+        _experiment,
+        "Log backtests to this MLflow experiment (switches the plugin on).",
+    ),
+    Option(
+        "--mlflow-tracking-uri",
+        "mlflow_tracking_uri",
+        "MLFLOW_TRACKING_URI",
+        _tracking_uri,
+        "Tracking URI. Default: the embedded store sqlite:///<rootdir>/data/mlflow/mlflow.db.",
+    ),
+    Option(
+        "--mlflow-run-name",
+        "mlflow_run_name",
+        "FORECAST_MLFLOW_RUN_NAME",
+        str,
+        "Run name prefix; each model's run is named '<prefix>-<model>'. Default: the model name.",
+    ),
+    Option(
+        "--mlflow-tag",
+        "mlflow_tags",
+        None,
+        _tag,
+        "Extra run tag KEY=VALUE (repeatable; ini: one per line).",
+        default=(),
+        kind="append",
+    ),
+    Option(
+        "--mlflow-register",
+        "mlflow_register",
+        "FORECAST_MLFLOW_REGISTER",
+        None,
+        "Register the candidate's logged model as a new version of the registered model.",
+        default=False,
+        kind="flag",
+    ),
+    Option(
+        "--mlflow-promote",
+        "mlflow_promote",
+        "FORECAST_MLFLOW_PROMOTE",
+        None,
+        "Register the candidate and move the champion alias to it, only when the gate passed.",
+        default=False,
+        kind="flag",
+    ),
+    Option(
+        "--mlflow-on-unavailable",
+        "mlflow_on_unavailable",
+        "FORECAST_MLFLOW_ON_UNAVAILABLE",
+        _choice(UNAVAILABLE_MODES),
+        "When the tracking store cannot be reached: fail the session, or spool results to a journal "
+        "for 'forecast-mlflow replay'. Default: fail.",
+        default="fail",
+    ),
+    Option(
+        "--mlflow-timeout",
+        "mlflow_timeout",
+        "FORECAST_MLFLOW_TIMEOUT",
+        _positive_seconds,
+        "Seconds to wait for a remote tracking server before giving up. Default: 10.",
+        default=10.0,
+    ),
+    Option(
+        "--forecast-gate",
+        "forecast_gate",
+        "FORECAST_GATE",
+        _choice(GATE_MODES),
+        "Regression gate: fail the session, warn only, or off. Default: fail.",
+        default="fail",
+    ),
+    Option(
+        "--forecast-gate-metrics",
+        "forecast_gate_metrics",
+        "FORECAST_GATE_METRICS",
+        _metrics,
+        "Comma-separated gate metrics, the first also ranks baselines. Default: rmse.",
+        default=("rmse",),
+    ),
+    Option(
+        "--forecast-tolerance",
+        "forecast_tolerance",
+        "FORECAST_TOLERANCE",
+        _fraction(0.0, 1.0, what="tolerance"),
+        "Relative margin a candidate may be worse by before it counts as a regression (0.02 or 2%). Default: 0.",
+        default=0.0,
+    ),
+    Option(
+        "--forecast-alpha",
+        "forecast_alpha",
+        "FORECAST_ALPHA",
+        _fraction(1e-9, 1.0, what="alpha"),
+        "Significance level of the gate's one-sided test (Holm-corrected). Default: 0.05.",
+        default=0.05,
+    ),
+    Option(
+        "--forecast-method",
+        "forecast_method",
+        "FORECAST_METHOD",
+        _choice(GATE_METHODS),
+        "Gate decision: dm (Diebold-Mariano with HLN correction) or threshold (aggregate worse by more "
+        "than the tolerance). Default: dm.",
+        default="dm",
+    ),
+    Option(
+        "--forecast-registered-model",
+        "forecast_registered_model",
+        "FORECAST_REGISTERED_MODEL",
+        _name("registered model name"),
+        "Registered model holding the champion. Default: the experiment name.",
+    ),
+    Option(
+        "--forecast-alias",
+        "forecast_alias",
+        "FORECAST_ALIAS",
+        _name("alias"),
+        "Registry alias of the baseline. Default: champion.",
+        default="champion",
+    ),
+    Option(
+        "--forecast-require-baseline",
+        "forecast_require_baseline",
+        "FORECAST_REQUIRE_BASELINE",
+        None,
+        "Fail the gate when there is nothing to compare against (no registered model, horizon or metric).",
+        default=False,
+        kind="flag",
+    ),
+    Option(
+        "--forecast-min-folds",
+        "forecast_min_folds",
+        "FORECAST_MIN_FOLDS",
+        _at_least_two,
+        "Fewest paired folds a comparison needs to be conclusive; below it the verdict is inconclusive "
+        "and the alias never moves. Default: 30.",
+        default=30,
+    ),
+    Option(
+        "--forecast-max-detectable",
+        "forecast_max_detectable",
+        "FORECAST_MAX_DETECTABLE",
+        _percent,
+        "Largest minimum-detectable regression (percent of the baseline) a conclusive comparison may "
+        "have; a comparison that could only catch a larger one is inconclusive. Default: 25.",
+        default=25.0,
+    ),
+    Option(
+        "--forecast-inconclusive",
+        "forecast_inconclusive",
+        "FORECAST_INCONCLUSIVE",
+        _choice(INCONCLUSIVE_MODES),
+        "Session outcome of an inconclusive verdict (too few folds, too little power): pass or fail. "
+        "The alias never moves either way. Default: pass.",
+        default="pass",
+    ),
+    Option(
+        "--forecast-allow-scope-change",
+        "forecast_allow_scope_change",
+        "FORECAST_ALLOW_SCOPE_CHANGE",
+        None,
+        "Deliberately accept a candidate whose horizons or gate metrics differ from the champion's: new ones "
+        "pass ungated, missing ones are not required. Recorded on the registered version.",
+        default=False,
+        kind="flag",
+    ),
+    Option(
+        "--forecast-report",
+        "forecast_report",
+        "FORECAST_REPORT",
+        str,
+        "Write the gate table as Markdown to this path (also appended to $GITHUB_STEP_SUMMARY when set).",
+    ),
+    Option(
+        "--forecast-json", "forecast_json", "FORECAST_JSON", str, "Write the verdict as JSON to this path, for scripts."
+    ),
 )
 
 
@@ -257,8 +376,15 @@ def addoptions(parser: pytest.Parser) -> None:
             group.addoption(option.flag, dest=option.dest, action="store_true", default=None, help=cli_help)
             parser.addini(option.ini, option.help, type="bool", default=None)
         elif option.kind == "append":
-            group.addoption(option.flag, dest=option.dest, action="append", type=option.parse, default=None,
-                            metavar="KEY=VALUE", help=cli_help)
+            group.addoption(
+                option.flag,
+                dest=option.dest,
+                action="append",
+                type=option.parse,
+                default=None,
+                metavar="KEY=VALUE",
+                help=cli_help,
+            )
             parser.addini(option.ini, option.help, type="linelist", default=[])
         else:
             group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=cli_help)
@@ -318,8 +444,13 @@ def resolve(config: pytest.Config) -> Settings:
     if values[experiment_option.ini] is None:
         # Off means off: environment and ini values of other options (MLFLOW_TRACKING_URI set for another
         # tool, say) are not read, so they cannot break sessions that do not use the plugin.
-        return Settings(experiment=None, tracking_uri=default_tracking_uri(rootdir),
-                        artifact_root=default_artifact_root(rootdir), rootdir=rootdir, sources=sources)
+        return Settings(
+            experiment=None,
+            tracking_uri=default_tracking_uri(rootdir),
+            artifact_root=default_artifact_root(rootdir),
+            rootdir=rootdir,
+            sources=sources,
+        )
     for option in OPTIONS[1:]:
         values[option.ini], sources[option.ini] = _resolve(config, option)
     uri = values["mlflow_tracking_uri"] or default_tracking_uri(rootdir)

@@ -653,7 +653,11 @@ def _header(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "USDCLP_DEGRADE"} | env
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-p", "no:cacheprovider", *args, "conftest.py"],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

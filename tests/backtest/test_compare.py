@@ -253,8 +253,7 @@ def test_a_constant_differential_says_so_instead_of_claiming_perfect_sensitivity
     row = compare(values + shift, values, direction="lower", horizon=5, step=1)
     assert row.variance == "constant"
     assert math.isnan(row.min_detectable_pct)
-    noisy = compare(values + np.random.default_rng(2).normal(0, 0.01, 40), values, direction="lower", horizon=5,
-                    step=1)
+    noisy = compare(values + np.random.default_rng(2).normal(0, 0.01, 40), values, direction="lower", horizon=5, step=1)
     assert noisy.variance in ("rectangular", "bartlett")
     assert 0 < noisy.min_detectable_pct < 10
 

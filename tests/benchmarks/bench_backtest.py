@@ -108,8 +108,10 @@ def verdict(ok: bool, what: str) -> str:
 
 def main() -> int:
     print("$ " + shlex.join(["python", *sys.argv]))
-    print(f"# python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"# python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, load average {os.getloadavg()[0]:.1f}"
+    )
     y = random_walk()
     dated = pd.Series(y, index=pd.date_range("2015-01-01", periods=len(y), freq="D"))
     folds = SPEC.n_folds(len(y))
@@ -130,11 +132,18 @@ def main() -> int:
 
     # 2. harness overhead per fold, refit at every fold ------------------------------------------
     print(f"2. harness overhead per fold, model refit at every fold ({REFIT_SPEC!r}, sequential path)")
-    print(f"   (a) backtest.run total, (b) bare loop of the same model's fit + predict on the same slices;"
-          f" {SEQ_REPEATS} interleaved repeats")
+    print(
+        f"   (a) backtest.run total, (b) bare loop of the same model's fit + predict on the same slices;"
+        f" {SEQ_REPEATS} interleaved repeats"
+    )
     print(f"   {'series':16}{'(a) run s':>11}{'(b) bare s':>11}{'(a)/(b)':>9}{'(a-b)/fold us':>15}")
-    fixed = median(interleaved({"run": lambda: backtest.run(backtest.Naive(), y, SPEC, metrics=METRICS)},
-                               SEQ_REPEATS)["run"]) / folds * 1e6
+    fixed = (
+        median(
+            interleaved({"run": lambda: backtest.run(backtest.Naive(), y, SPEC, metrics=METRICS)}, SEQ_REPEATS)["run"]
+        )
+        / folds
+        * 1e6
+    )
     overhead = {}
     for label, series in (("positional", y), ("DatetimeIndex", dated)):
         model = Sequential()
@@ -148,13 +157,24 @@ def main() -> int:
         a, b = median(times["run"]), median(times["bare"])
         overhead[label] = (a - b) / folds * 1e6
         print(f"   {label:16}{a:>11.4f}{b:>11.4f}{a / b:>9.2f}{overhead[label]:>15.1f}")
-    print(f"   (a-b) includes once-per-run work (validation, scoring, fingerprint); the whole batched reference run "
-          f"costs {fixed:.1f} us per fold")
-    print("   " + verdict(overhead["positional"] <= TARGET_OVERHEAD_US,
-                         f"positional series: {overhead['positional']:.1f} us per fold <= {TARGET_OVERHEAD_US:.0f} us"))
-    print("   " + verdict(overhead["DatetimeIndex"] <= TARGET_OVERHEAD_US,
-                         f"dated series (context): {overhead['DatetimeIndex']:.1f} us per fold <= "
-                         f"{TARGET_OVERHEAD_US:.0f} us"))
+    print(
+        f"   (a-b) includes once-per-run work (validation, scoring, fingerprint); the whole batched reference run "
+        f"costs {fixed:.1f} us per fold"
+    )
+    print(
+        "   "
+        + verdict(
+            overhead["positional"] <= TARGET_OVERHEAD_US,
+            f"positional series: {overhead['positional']:.1f} us per fold <= {TARGET_OVERHEAD_US:.0f} us",
+        )
+    )
+    print(
+        "   "
+        + verdict(
+            overhead["DatetimeIndex"] <= TARGET_OVERHEAD_US,
+            f"dated series (context): {overhead['DatetimeIndex']:.1f} us per fold <= {TARGET_OVERHEAD_US:.0f} us",
+        )
+    )
     print()
 
     # 3. batched vs sequential on the reference job ----------------------------------------------
@@ -170,8 +190,10 @@ def main() -> int:
         backtest.run(backtest.Naive(), y, SPEC, metrics=METRICS).forecasts,
         backtest.run(Sequential(), y, SPEC, metrics=METRICS).forecasts,
     )
-    print(f"3. batched vs sequential, reference job (refit=0, {SEQ_REPEATS} interleaved repeats; "
-          f"identical forecasts: {same})")
+    print(
+        f"3. batched vs sequential, reference job (refit=0, {SEQ_REPEATS} interleaved repeats; "
+        f"identical forecasts: {same})"
+    )
     print(f"   {'Naive, predict_batch once':34}{batched:>10.4f} s")
     print(f"   {'Naive wrapped, predict per fold':34}{sequential:>10.4f} s")
     print(f"   sequential / batched = {sequential / batched:.1f}x")

@@ -62,11 +62,17 @@ def manifests() -> dict[str, dict]:
     out = {}
     for h in HORIZONS:
         spec = backtest.WalkForward(horizon=h, step=1, initial=600, refit=0, max_folds=FOLDS)
-        result = backtest.run(backtest.Naive(), y, spec, name="candidate",
-                              metrics=("rmse", "mae", "mape", "directional_accuracy"))
-        record = from_result(result, nodeid=f"tests/test_model.py::test_{h}d",
-                             location=("tests/test_model.py", 1, f"test_{h}d"), role="candidate", label=f"{h}d",
-                             data_source="synthetic")
+        result = backtest.run(
+            backtest.Naive(), y, spec, name="candidate", metrics=("rmse", "mae", "mape", "directional_accuracy")
+        )
+        record = from_result(
+            result,
+            nodeid=f"tests/test_model.py::test_{h}d",
+            location=("tests/test_model.py", 1, f"test_{h}d"),
+            role="candidate",
+            label=f"{h}d",
+            data_source="synthetic",
+        )
         out[f"{h}d"] = record.manifest()
     return out
 
@@ -87,18 +93,23 @@ def populate(tracking: Tracking) -> tuple[str, dict[str, float]]:
     registered: dict[str, float] = {}
     for i in range(RUNS):
         t0 = time.perf_counter()
-        run_id = client.create_run(experiment_id, run_name=f"run-{i:04d}",
-                                   tags={"forecast.model": "candidate", "forecast.role": "candidate"}).info.run_id
+        run_id = client.create_run(
+            experiment_id, run_name=f"run-{i:04d}", tags={"forecast.model": "candidate", "forecast.role": "candidate"}
+        ).info.run_id
         ts = int(time.time() * 1000)
         rmse = float(rng.uniform(5.0, 15.0))
-        client.log_batch(run_id, metrics=[
-            Metric("all/rmse_mean", rmse, ts, 0),
-            Metric("all/mae_mean", rmse * 0.8, ts, 0),
-            Metric("7d/rmse_mean", rmse * 0.6, ts, 0),
-            Metric("30d/rmse_mean", rmse * 1.4, ts, 0),
-            Metric("7d/mae_mean", rmse * 0.5, ts, 0),
-            Metric("30d/mae_mean", rmse * 1.1, ts, 0),
-        ], params=[Param("data.sha256", f"{i:064x}")])
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric("all/rmse_mean", rmse, ts, 0),
+                Metric("all/mae_mean", rmse * 0.8, ts, 0),
+                Metric("7d/rmse_mean", rmse * 0.6, ts, 0),
+                Metric("30d/rmse_mean", rmse * 1.4, ts, 0),
+                Metric("7d/mae_mean", rmse * 0.5, ts, 0),
+                Metric("30d/mae_mean", rmse * 1.1, ts, 0),
+            ],
+            params=[Param("data.sha256", f"{i:064x}")],
+        )
         t1 = time.perf_counter()
         took["runs"] += t1 - t0
         if i % EVERY == 0:
@@ -132,12 +143,21 @@ def main() -> int:
         warnings.simplefilter("ignore")
         import mlflow
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    print(f"# python {platform.python_version()}, mlflow {mlflow.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"# python {platform.python_version()}, mlflow {mlflow.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
-        settings = Settings(experiment=NAME, tracking_uri=uri, artifact_root=Path(tmp, "mlruns"), rootdir=Path(tmp),
-                            registered_model=NAME, alias="champion", gate_metrics=("rmse",))
+        settings = Settings(
+            experiment=NAME,
+            tracking_uri=uri,
+            artifact_root=Path(tmp, "mlruns"),
+            rootdir=Path(tmp),
+            registered_model=NAME,
+            alias="champion",
+            gate_metrics=("rmse",),
+        )
         print(f"# store: {uri} (fresh)")
         start = time.perf_counter()
         tracking = Tracking(settings)
@@ -150,21 +170,27 @@ def main() -> int:
         runs = len(client.search_runs([tracking.experiment_id(NAME)], max_results=RUNS + 1))
         size = sum(p.stat().st_size for p in Path(tmp, "mlruns").rglob("manifests/*.json"))
         print(f"# Tracking(settings) on the fresh store (creates the schema): {opened:.2f} s")
-        print(f"# population: {populated:.1f} s ({runs} runs: {took['runs']:.1f} s creating runs and logging "
-              f"aggregates; {len(versions)} versions: {took['registered']:.1f} s logging manifests, model files, "
-              f"registering; {took['setup']:.1f} s experiment, registered model, building manifests); "
-              f"manifests on disk {size / 1e6:.0f} MB")
+        print(
+            f"# population: {populated:.1f} s ({runs} runs: {took['runs']:.1f} s creating runs and logging "
+            f"aggregates; {len(versions)} versions: {took['registered']:.1f} s logging manifests, model files, "
+            f"registering; {took['setup']:.1f} s experiment, registered model, building manifests); "
+            f"manifests on disk {size / 1e6:.0f} MB"
+        )
 
         with_alias, how_alias = timed_resolve(tracking, REPEATS)
         client.delete_registered_model_alias(NAME, "champion")
         without_alias, how_best = timed_resolve(tracking, REPEATS)
 
     print()
-    print(f"Tracking(settings).resolve_baseline(), {RUNS} runs, {len(versions)} registered versions, manifests of "
-          f"{FOLDS} folds x ({', '.join(f'{h}d' for h in HORIZONS)})")
+    print(
+        f"Tracking(settings).resolve_baseline(), {RUNS} runs, {len(versions)} registered versions, manifests of "
+        f"{FOLDS} folds x ({', '.join(f'{h}d' for h in HORIZONS)})"
+    )
     print(f"{'':30}{'median s':>10}{'min s':>9}{'repeats':>9}   resolved")
-    for label, values, how in (("alias 'champion' present", with_alias, how_alias),
-                               ("alias removed (best version)", without_alias, how_best)):
+    for label, values, how in (
+        ("alias 'champion' present", with_alias, how_alias),
+        ("alias removed (best version)", without_alias, how_best),
+    ):
         print(f"{label:30}{statistics.median(values):>10.3f}{min(values):>9.3f}{len(values):>9}   {how}")
     print(f"(expected: v{CHAMPION_VERSION} with the alias, v{best} by lowest all/rmse_mean without it)")
     ratio = statistics.median(without_alias) / statistics.median(with_alias)

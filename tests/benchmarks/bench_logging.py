@@ -67,8 +67,16 @@ def records() -> list[Record]:
     for h in HORIZONS:
         spec = backtest.WalkForward(horizon=h, step=1, initial=600, refit=0, max_folds=FOLDS)
         result = backtest.run(backtest.Naive(), y, spec, name="candidate", metrics=METRICS)
-        out.append(from_result(result, nodeid=f"tests/test_model.py::test_{h}d", location=("tests/test_model.py", 1,
-                               f"test_{h}d"), role="candidate", label=f"{h}d", data_source="synthetic"))
+        out.append(
+            from_result(
+                result,
+                nodeid=f"tests/test_model.py::test_{h}d",
+                location=("tests/test_model.py", 1, f"test_{h}d"),
+                role="candidate",
+                label=f"{h}d",
+                data_source="synthetic",
+            )
+        )
     return out
 
 
@@ -103,19 +111,26 @@ def main() -> int:
         import mlflow
         from mlflow.entities import Metric
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "Creating initial MLflow database tables"
-    print(f"# python {platform.python_version()}, mlflow {mlflow.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"# python {platform.python_version()}, mlflow {mlflow.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     recs = records()
     timestamp = int(time.time() * 1000)
-    values = [(f"{r.label}/{name}", float(v), timestamp, step)
-              for r in recs for name, fold_values in r.fold_metrics.items() for step, v in enumerate(fold_values)]
+    values = [
+        (f"{r.label}/{name}", float(v), timestamp, step)
+        for r in recs
+        for name, fold_values in r.fold_metrics.items()
+        for step, v in enumerate(fold_values)
+    ]
     entities = [Metric(k, v, ts, s) for k, v, ts, s in values]
 
     with tempfile.TemporaryDirectory(prefix="bench-logging-") as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
         print(f"# store: {uri} (fresh)")
-        settings = Settings(experiment="bench-logging", tracking_uri=uri, artifact_root=Path(tmp, "mlruns"),
-                            rootdir=Path(tmp))
+        settings = Settings(
+            experiment="bench-logging", tracking_uri=uri, artifact_root=Path(tmp, "mlruns"), rootdir=Path(tmp)
+        )
         started = time.perf_counter()
         tracking = Tracking(settings)
         experiment_id = tracking.experiment_id(settings.experiment)
@@ -186,31 +201,48 @@ def main() -> int:
     print()
     print(f"8,000 values = {len(HORIZONS)} horizons x {len(METRICS)} metrics x {FOLDS} folds, one fresh SQLite store")
     print(f"{'':58}{'values':>8}{'median s':>10}{'min s':>9}{'repeats':>9}")
-    print(f"{'(a) MlflowClient.log_metric per value (scaled, see note)':58}{len(values):>8}{a:>10.2f}{'':>9}"
-          f"{1:>9}")
-    print(f"{'(b) MlflowClient.log_batch, 1,000 per call':58}{counts['b']:>8}{b:>10.3f}{min(times['b']):>9.3f}"
-          f"{REPEATS:>9}")
+    print(f"{'(a) MlflowClient.log_metric per value (scaled, see note)':58}{len(values):>8}{a:>10.2f}{'':>9}{1:>9}")
+    print(
+        f"{'(b) MlflowClient.log_batch, 1,000 per call':58}{counts['b']:>8}{b:>10.3f}{min(times['b']):>9.3f}"
+        f"{REPEATS:>9}"
+    )
     label = "(b') the same, of the plugin's own list of values, prebuilt"
     print(f"{label:58}{counts['b2']:>8}{b2:>10.3f}{min(times['b2']):>9.3f}{REPEATS:>9}")
-    print(f"{'(c) plugin: run_metrics + Metric + RunWriter._batched':58}{counts['c']:>8}{c:>10.3f}"
-          f"{min(times['c']):>9.3f}{REPEATS:>9}")
-    print(f"    of (c), plugin-side Python only (_metrics + Metric entities, no store): "
-          f"{median(python_only) * 1e3:.1f} ms; log_batch calls: (b) {-(-counts['b'] // 1000)}, "
-          f"(b') and (c) {-(-counts['c'] // 1000)}")
+    print(
+        f"{'(c) plugin: run_metrics + Metric + RunWriter._batched':58}{counts['c']:>8}{c:>10.3f}"
+        f"{min(times['c']):>9.3f}{REPEATS:>9}"
+    )
+    print(
+        f"    of (c), plugin-side Python only (_metrics + Metric entities, no store): "
+        f"{median(python_only) * 1e3:.1f} ms; log_batch calls: (b) {-(-counts['b'] // 1000)}, "
+        f"(b') and (c) {-(-counts['c'] // 1000)}"
+    )
     shown = {"b": "(b)", "b2": "(b')", "c": "(c)"}
-    print("    Python's garbage collector inside the timed region, median ms (full passes over all repeats): "
-          + ", ".join(f"{shown[name]} {median([g for g, _ in collector[name]]) * 1e3:.0f} "
-                      f"({sum(n for _, n in collector[name])})" for name in collector))
-    print(f"note: (a) was measured on the first {SUBSET:,} values only ({a_subset:.2f} s, median "
-          f"{median(per_call) * 1e3:.2f} ms per call) and scaled x{len(values) / SUBSET:.0f} to {len(values):,} values")
+    print(
+        "    Python's garbage collector inside the timed region, median ms (full passes over all repeats): "
+        + ", ".join(
+            f"{shown[name]} {median([g for g, _ in collector[name]]) * 1e3:.0f} ({sum(n for _, n in collector[name])})"
+            for name in collector
+        )
+    )
+    print(
+        f"note: (a) was measured on the first {SUBSET:,} values only ({a_subset:.2f} s, median "
+        f"{median(per_call) * 1e3:.2f} ms per call) and scaled x{len(values) / SUBSET:.0f} to {len(values):,} values"
+    )
     paired = statistics.median(ci / bi for ci, bi in zip(times["c"], times["b"]))
-    print(f"(c)/(b) = {c / b:.2f}   per value: {(c / counts['c']) / (b / counts['b']):.2f}   "
-          f"median of the {REPEATS} paired ratios: {paired:.2f}")
-    print(f"(c)/(b') = {c / b2:.2f} (the plugin's code, same values)   (b')/(b) = {b2 / b:.2f} (the plugin's "
-          f"{counts['c'] - counts['b']} extra step-less values and their place in the chunks)")
+    print(
+        f"(c)/(b) = {c / b:.2f}   per value: {(c / counts['c']) / (b / counts['b']):.2f}   "
+        f"median of the {REPEATS} paired ratios: {paired:.2f}"
+    )
+    print(
+        f"(c)/(b') = {c / b2:.2f} (the plugin's code, same values)   (b')/(b) = {b2 / b:.2f} (the plugin's "
+        f"{counts['c'] - counts['b']} extra step-less values and their place in the chunks)"
+    )
     without_gc = {name: median([t - g for t, (g, _) in zip(times[name], collector[name])]) for name in times}
-    print(f"with each repeat's garbage-collector time taken out: (c)/(b) = {without_gc['c'] / without_gc['b']:.2f}, "
-          f"(c)/(b') = {without_gc['c'] / without_gc['b2']:.2f}")
+    print(
+        f"with each repeat's garbage-collector time taken out: (c)/(b) = {without_gc['c'] / without_gc['b']:.2f}, "
+        f"(c)/(b') = {without_gc['c'] / without_gc['b2']:.2f}"
+    )
     print(f"(a)/(b) = {a / b:.0f}x")
     print(f"TARGET {'MET' if c / b <= TARGET_RATIO else 'MISSED'}: (c)/(b) = {c / b:.2f} <= {TARGET_RATIO}")
     return 0

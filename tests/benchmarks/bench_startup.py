@@ -43,7 +43,7 @@ BASE = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cachep
 OFF = ["-p", "no:forecast_mlflow"]
 WATCHED = ("mlflow", "pandas", "numpy", "backtest", "pytest_forecast_mlflow.tracking", "pytest_forecast_mlflow.session")
 
-TEST_FILE = '''\
+TEST_FILE = """\
 import pytest
 
 
@@ -78,9 +78,9 @@ def test_seven():
 @pytest.mark.parametrize("value", [1, 2, 3])
 def test_param(value):
     assert value > 0
-'''
+"""
 
-CONFTEST = '''\
+CONFTEST = """\
 import json
 import sys
 
@@ -92,7 +92,7 @@ def pytest_collection_finish(session):
     loaded["plugin modules"] = sorted(m for m in sys.modules if m.startswith("pytest_forecast_mlflow"))
     with open({out!r}, "w") as handle:
         json.dump(loaded, handle)
-'''
+"""
 
 
 def make_project(root: Path) -> None:
@@ -113,8 +113,13 @@ def clean_env(pycache: Path) -> dict[str, str]:
 
 def plugin_import_ms(env: dict[str, str]) -> float:
     """Cumulative import time of the plugin's entry module once pytest is imported, from -X importtime."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import pytest, pytest_forecast_mlflow.plugin"],
-                          env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import pytest, pytest_forecast_mlflow.plugin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     line = next(line for line in done.stderr.splitlines() if line.rstrip().endswith("| pytest_forecast_mlflow.plugin"))
     return int(line.split("|")[1]) / 1e3
 
@@ -131,18 +136,24 @@ def collect(root: Path, extra: list[str], env: dict[str, str]) -> tuple[float, f
 
 def checked(done: subprocess.CompletedProcess, what: str) -> None:
     if done.returncode != 0 or "200 tests collected" not in done.stdout:
-        print(f"!! {what}: exit {done.returncode}, expected '200 tests collected'\n{done.stdout[-2000:]}"
-              f"\n{done.stderr[-2000:]}")
+        print(
+            f"!! {what}: exit {done.returncode}, expected '200 tests collected'\n{done.stdout[-2000:]}"
+            f"\n{done.stderr[-2000:]}"
+        )
 
 
 def main() -> int:
     print("$ " + shlex.join(["python", *sys.argv]))
     import pytest
 
-    print(f"# python {platform.python_version()}, pytest {pytest.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"# PYTHONDONTWRITEBYTECODE in this environment: {os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')!r} "
-          "(dropped for the subprocesses, see the docstring)")
+    print(
+        f"# python {platform.python_version()}, pytest {pytest.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"# PYTHONDONTWRITEBYTECODE in this environment: {os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')!r} "
+        "(dropped for the subprocesses, see the docstring)"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         env = clean_env(Path(tmp, "pycache"))
         root = Path(tmp, "project")
@@ -191,21 +202,30 @@ def main() -> int:
     print(f"{'':44}{'median s':>10}{'min s':>9}")
     print(f"{'plugin installed, not switched on':44}{with_plugin:>10.3f}{min(times['on']):>9.3f}")
     print(f"{'-p no:forecast_mlflow':44}{without:>10.3f}{min(times['off']):>9.3f}")
-    print(f"added by the plugin: {added_ms:+.1f} ms (difference of medians); "
-          f"ratio of medians {with_plugin / without:.3f}")
-    print(f"  robustness: median of the {REPEATS} paired differences {paired_ms:+.1f} ms (interquartile range "
-          f"{q1:+.0f} to {q3:+.0f} ms); difference of 10th percentiles {low_ms:+.1f} ms")
+    print(
+        f"added by the plugin: {added_ms:+.1f} ms (difference of medians); ratio of medians {with_plugin / without:.3f}"
+    )
+    print(
+        f"  robustness: median of the {REPEATS} paired differences {paired_ms:+.1f} ms (interquartile range "
+        f"{q1:+.0f} to {q3:+.0f} ms); difference of 10th percentiles {low_ms:+.1f} ms"
+    )
     print(f"run-to-run spread (interquartile range, -p no:forecast_mlflow): {spread:.0f} ms")
     cpu_on, cpu_off = statistics.median(cpu["on"]), statistics.median(cpu["off"])
-    print(f"CPU time (user + system) of the subprocess, medians: {cpu_on:.3f} s vs {cpu_off:.3f} s, "
-          f"{(cpu_on - cpu_off) * 1e3:+.1f} ms (less sensitive to other load on the machine; context only)")
+    print(
+        f"CPU time (user + system) of the subprocess, medians: {cpu_on:.3f} s vs {cpu_off:.3f} s, "
+        f"{(cpu_on - cpu_off) * 1e3:+.1f} ms (less sensitive to other load on the machine; context only)"
+    )
     print(f"TARGET {'MET' if added_ms <= TARGET_MS else 'MISSED'}: wall {added_ms:+.1f} ms <= {TARGET_MS:.0f} ms")
     if q3 - q1 > TARGET_MS:
-        print(f"  NOTE: the paired differences spread over {q3 - q1:.0f} ms, more than the {TARGET_MS:.0f} ms target: "
-              "other load on this machine hides the plugin's cost; rerun on a quiet machine before quoting")
+        print(
+            f"  NOTE: the paired differences spread over {q3 - q1:.0f} ms, more than the {TARGET_MS:.0f} ms target: "
+            "other load on this machine hides the plugin's cost; rerun on a quiet machine before quoting"
+        )
     for what, values in imports.items():
-        print(f"plugin import (python -X importtime, pytest_forecast_mlflow.plugin cumulative), {what}: "
-              f"median {statistics.median(values):.1f} ms of {IMPORT_REPEATS}")
+        print(
+            f"plugin import (python -X importtime, pytest_forecast_mlflow.plugin cumulative), {what}: "
+            f"median {statistics.median(values):.1f} ms of {IMPORT_REPEATS}"
+        )
     print()
     print("modules in sys.modules at pytest_collection_finish:")
     print(f"{'':26}{'plugin off (default)':>22}{'-p no:forecast_mlflow':>23}")

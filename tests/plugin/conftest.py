@@ -200,8 +200,16 @@ def metric_history(store: Store, run_id: str, key: str) -> list[tuple[int, float
 #: Variables the plugin reads, or that decide where an inner session logs: none may leak in from outside.
 LEAKY_VARIABLES = frozenset(
     {option.env for option in OPTIONS if option.env}
-    | {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "GITHUB_STEP_SUMMARY",
-       "FORECAST_E2E_MODELS", "FORECAST_E2E_DATA", "PYTEST_ADDOPTS", "PYTEST_PLUGINS"}
+    | {
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "GITHUB_STEP_SUMMARY",
+        "FORECAST_E2E_MODELS",
+        "FORECAST_E2E_DATA",
+        "PYTEST_ADDOPTS",
+        "PYTEST_PLUGINS",
+    }
 )
 
 
@@ -268,9 +276,24 @@ def _champion_template(tmp_path_factory: pytest.TempPathFactory, _empty_template
     env = {k: v for k, v in os.environ.items() if k not in LEAKY_VARIABLES | {"PYTHONDONTWRITEBYTECODE"}}
     env.update(subprocess_variables(_pycache))
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", *INNER_FLAGS, "--mlflow-experiment", EXPERIMENT,
-         "--mlflow-tracking-uri", store.uri, "--mlflow-promote", SUITE],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *INNER_FLAGS,
+            "--mlflow-experiment",
+            EXPERIMENT,
+            "--mlflow-tracking-uri",
+            store.uri,
+            "--mlflow-promote",
+            SUITE,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, f"making the champion failed:\n{done.stdout}\n{done.stderr}"
     return store

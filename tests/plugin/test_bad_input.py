@@ -113,8 +113,13 @@ def test_every_bad_input_fails_its_test_with_a_clear_message(pytester, empty_sto
     result.stdout.fnmatch_lines(["*logged candidate bad_raises: run *"])
     client = MlflowClient(tracking_uri=uri)
     runs = {run.info.run_name: run for run in client.search_runs([client.get_experiment_by_name("bad").experiment_id])}
-    for mode, fragment in [("length", "expected (5,)"), ("nan", "NaN/inf"), ("inf", "NaN/inf"),
-                           ("raises", "RuntimeError: model exploded"), ("mutates", "modify the history")]:
+    for mode, fragment in [
+        ("length", "expected (5,)"),
+        ("nan", "NaN/inf"),
+        ("inf", "NaN/inf"),
+        ("raises", "RuntimeError: model exploded"),
+        ("mutates", "modify the history"),
+    ]:
         run = runs[f"bad_{mode}"]
         assert run.info.status == "FAILED", mode
         assert fragment in run.data.tags["forecast.errors"], mode

@@ -58,16 +58,18 @@ def test_a_first_session_has_nothing_to_compare_and_promotion_makes_it_champion(
 
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([
-        "*= forecast-mlflow =*",
-        f"forecast gate: nothing to compare against (no registered model '{EXPERIMENT}' yet); the session passes "
-        "ungated",
-        TABLE_HEADER,
-        "candidate  5d       rmse  *  -  *  -  *  -  *  -   0/20  *  -  no-baseline",
-        "candidate  10d      rmse  *  -  *  -  *  -  *  -   0/19  *  -  no-baseline",
-        "note: no registered baseline",
-        f"registered candidate as {EXPERIMENT} v1 and moved alias 'champion' to it",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= forecast-mlflow =*",
+            f"forecast gate: nothing to compare against (no registered model '{EXPERIMENT}' yet); the session passes "
+            "ungated",
+            TABLE_HEADER,
+            "candidate  5d       rmse  *  -  *  -  *  -  *  -   0/20  *  -  no-baseline",
+            "candidate  10d      rmse  *  -  *  -  *  -  *  -   0/19  *  -  no-baseline",
+            "note: no registered baseline",
+            f"registered candidate as {EXPERIMENT} v1 and moved alias 'champion' to it",
+        ]
+    )
     (run,) = empty_store.runs()
     assert champion(empty_store) == ("1", run.info.run_id)
     tags = empty_store.client().get_model_version(EXPERIMENT, "1").tags
@@ -87,24 +89,40 @@ def test_an_identical_rerun_passes_and_writes_its_reports(
     step_summary.write_text("# earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
 
-    result = run_tracked(pytester, champion_store, "--junitxml=junit.xml", "--forecast-report=out/gate.md",
-                         "--forecast-json=out/gate.json")
+    result = run_tracked(
+        pytester,
+        champion_store,
+        "--junitxml=junit.xml",
+        "--forecast-report=out/gate.md",
+        "--forecast-json=out/gate.json",
+    )
 
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"forecast-mlflow: commit *; gate fail (dm, *); baseline {BASELINE}"])
-    result.stdout.fnmatch_lines([
-        f"forecast gate: PASSED against {BASELINE}",
-        TABLE_HEADER,
-        "candidate  5d       rmse  * +0.00%    1.0000  20/20 * ok",
-        "candidate  10d      rmse  * +0.00%    1.0000  19/19 * ok",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"forecast gate: PASSED against {BASELINE}",
+            TABLE_HEADER,
+            "candidate  5d       rmse  * +0.00%    1.0000  20/20 * ok",
+            "candidate  10d      rmse  * +0.00%    1.0000  19/19 * ok",
+        ]
+    )
 
     cases = junit_properties(pytester.path / "junit.xml")
     (five,) = cases["test_backtest[5]"]
-    assert {k: five[k] for k in ("forecast.5d.rmse.status", "forecast.5d.rmse.folds", "forecast.5d.rmse.delta_pct",
-                                 "forecast.5d.rmse.p_unadjusted")} == {
-        "forecast.5d.rmse.status": "compared", "forecast.5d.rmse.folds": "20", "forecast.5d.rmse.delta_pct": "0.0",
+    assert {
+        k: five[k]
+        for k in (
+            "forecast.5d.rmse.status",
+            "forecast.5d.rmse.folds",
+            "forecast.5d.rmse.delta_pct",
+            "forecast.5d.rmse.p_unadjusted",
+        )
+    } == {
+        "forecast.5d.rmse.status": "compared",
+        "forecast.5d.rmse.folds": "20",
+        "forecast.5d.rmse.delta_pct": "0.0",
         "forecast.5d.rmse.p_unadjusted": "1.0",
     }
     assert float(five["forecast.5d.rmse.baseline"]) == float(five["forecast.5d.rmse.candidate"]) > 0
@@ -119,7 +137,8 @@ def test_an_identical_rerun_passes_and_writes_its_reports(
     payload = json.loads((pytester.path / "out" / "gate.json").read_text())
     assert (payload["status"], payload["gate"], payload["experiment"]) == ("pass", "fail", EXPERIMENT)
     assert [(row["nodeid"], row["status"], row["regressed"]) for row in payload["rows"]] == [
-        (NODE_5D, "compared", False), (NODE_10D, "compared", False),
+        (NODE_5D, "compared", False),
+        (NODE_10D, "compared", False),
     ]
 
     run = champion_store.latest()
@@ -137,8 +156,12 @@ def test_with_the_gate_off_promotion_registers_but_never_moves_the_alias(
     result = run_tracked(pytester, champion_store, "--mlflow-promote", "--forecast-gate", "off")
 
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines([f"registered candidate as {EXPERIMENT} v2; alias 'champion' NOT moved: promotion "
-                                 "needs a passing gate verdict and the gate is off (--forecast-gate off)"])
+    result.stdout.fnmatch_lines(
+        [
+            f"registered candidate as {EXPERIMENT} v2; alias 'champion' NOT moved: promotion "
+            "needs a passing gate verdict and the gate is off (--forecast-gate off)"
+        ]
+    )
     assert champion(champion_store)[0] == "1"
 
 
@@ -153,22 +176,26 @@ def test_a_degraded_candidate_fails_the_horizon_that_regressed(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     # test_backtest[10] ran and passed; the gate's verdict then reports it failed (counted once each)
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines([
-        "*= FAILURES =*",
-        "*_ test_backtest[[]10] _*",
-        "forecast regression at 10d on rmse: candidate * vs baseline * (+*%), p=0.0* (Holm-adjusted, one-sided "
-        f"DM-HLN) over 19 paired folds; baseline {BASELINE}",
-    ])
-    result.stdout.fnmatch_lines([
-        "*= forecast-mlflow =*",
-        f"forecast gate: FAIL against {BASELINE}",
-        TABLE_HEADER,
-        "candidate  5d       rmse  * +0.00%    1.0000  20/20 * ok",
-        "candidate  10d      rmse  * +*%    0.0*  19/19 * REGRESSED",
-        "reason: candidate 10d rmse regressed",
-        f"registered candidate as {EXPERIMENT} v2; alias 'champion' NOT moved: gate verdict fail; only pass (or no "
-        "champion yet) promotes",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= FAILURES =*",
+            "*_ test_backtest[[]10] _*",
+            "forecast regression at 10d on rmse: candidate * vs baseline * (+*%), p=0.0* (Holm-adjusted, one-sided "
+            f"DM-HLN) over 19 paired folds; baseline {BASELINE}",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*= forecast-mlflow =*",
+            f"forecast gate: FAIL against {BASELINE}",
+            TABLE_HEADER,
+            "candidate  5d       rmse  * +0.00%    1.0000  20/20 * ok",
+            "candidate  10d      rmse  * +*%    0.0*  19/19 * REGRESSED",
+            "reason: candidate 10d rmse regressed",
+            f"registered candidate as {EXPERIMENT} v2; alias 'champion' NOT moved: gate verdict fail; only pass (or no "
+            "champion yet) promotes",
+        ]
+    )
     result.stdout.fnmatch_lines([f"FAILED {NODE_10D.replace('[', '[[]')} - forecast regression at 10d on r*"])
     result.stdout.no_fnmatch_line(f"FAILED {NODE_5D.replace('[', '[[]')}*")
 
@@ -194,8 +221,9 @@ def test_the_junit_report_of_a_regression_carries_the_holm_p_value(
     result = run_tracked(pytester, champion_store, "--junitxml=junit.xml")
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    properties = {k: v for case in junit_properties(pytester.path / "junit.xml")["test_backtest[10]"]
-                  for k, v in case.items()}
+    properties = {
+        k: v for case in junit_properties(pytester.path / "junit.xml")["test_backtest[10]"] for k, v in case.items()
+    }
     assert float(properties["forecast.10d.rmse.p_holm"]) < 0.05
 
 
@@ -210,16 +238,18 @@ def test_warn_mode_reports_the_regression_without_failing(
 
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([
-        "forecast-mlflow: commit *; gate warn (dm, *",
-        "*= forecast-mlflow =*",
-        "forecast gate: REGRESSION (warn mode: the session is not failed)",
-        TABLE_HEADER,
-        "candidate  5d       rmse  * ok",
-        "candidate  10d      rmse  * +*%    0.0*  19/19 * REGRESSED",
-        "reason: candidate 10d rmse regressed",
-        f"registered candidate as {EXPERIMENT} v2",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "forecast-mlflow: commit *; gate warn (dm, *",
+            "*= forecast-mlflow =*",
+            "forecast gate: REGRESSION (warn mode: the session is not failed)",
+            TABLE_HEADER,
+            "candidate  5d       rmse  * ok",
+            "candidate  10d      rmse  * +*%    0.0*  19/19 * REGRESSED",
+            "reason: candidate 10d rmse regressed",
+            f"registered candidate as {EXPERIMENT} v2",
+        ]
+    )
     result.stdout.no_fnmatch_line("*FAILED*")
     assert champion(champion_store)[0] == "1"  # registering never moves the alias
     assert champion_store.latest().data.tags["forecast.verdict"] == "fail"
@@ -235,13 +265,15 @@ def test_an_improved_candidate_passes_and_is_promoted(
 
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([
-        f"forecast gate: PASSED against {BASELINE}",
-        TABLE_HEADER,
-        "candidate  5d       rmse  * -*%    1.0000  20/20 * ok",
-        "candidate  10d      rmse  * -*%    1.0000  19/19 * ok",
-        f"registered candidate as {EXPERIMENT} v2 and moved alias 'champion' to it",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"forecast gate: PASSED against {BASELINE}",
+            TABLE_HEADER,
+            "candidate  5d       rmse  * -*%    1.0000  20/20 * ok",
+            "candidate  10d      rmse  * -*%    1.0000  19/19 * ok",
+            f"registered candidate as {EXPERIMENT} v2 and moved alias 'champion' to it",
+        ]
+    )
     assert champion(champion_store) == ("2", champion_store.latest().info.run_id)
 
     # the champion is the AR(1) as last fit (on every point but the last fold's), from the inner module
@@ -262,24 +294,29 @@ def test_the_threshold_method_compares_means_of_every_gate_metric(
     make_project(pytester)
     monkeypatch.setenv("FORECAST_E2E_MODELS", "10d=degraded")
 
-    result = run_tracked(pytester, champion_store, "--forecast-method", "threshold", "--forecast-gate-metrics",
-                         "rmse,mae")
+    result = run_tracked(
+        pytester, champion_store, "--forecast-method", "threshold", "--forecast-gate-metrics", "rmse,mae"
+    )
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines([
-        "forecast-mlflow: commit *; gate fail (threshold, metrics rmse,mae, tolerance 0, alpha 0.05, min folds 10, "
-        "max detectable 60%); *",
-        f"forecast gate: FAIL against {BASELINE}",
-        TABLE_HEADER,
-        "candidate  5d       rmse  * +0.00%       n/a  20/20 * ok",
-        "candidate  5d       mae   * +0.00%       n/a  20/20 * ok",
-        "candidate  10d      rmse  * +*%       n/a  19/19 * REGRESSED",
-        "candidate  10d      mae   * +*%       n/a  19/19 * REGRESSED",
-    ])
-    result.stdout.fnmatch_lines([
-        "forecast regression at 10d on rmse: candidate * vs baseline * (+*%) over 19 paired folds; "
-        f"baseline {BASELINE}",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "forecast-mlflow: commit *; gate fail (threshold, metrics rmse,mae, tolerance 0, alpha 0.05, min folds 10, "
+            "max detectable 60%); *",
+            f"forecast gate: FAIL against {BASELINE}",
+            TABLE_HEADER,
+            "candidate  5d       rmse  * +0.00%       n/a  20/20 * ok",
+            "candidate  5d       mae   * +0.00%       n/a  20/20 * ok",
+            "candidate  10d      rmse  * +*%       n/a  19/19 * REGRESSED",
+            "candidate  10d      mae   * +*%       n/a  19/19 * REGRESSED",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "forecast regression at 10d on rmse: candidate * vs baseline * (+*%) over 19 paired folds; "
+            f"baseline {BASELINE}",
+        ]
+    )
     result.stdout.no_fnmatch_line("*Diebold-Mariano*")
     assert "p=" not in result.stdout.str()
 
@@ -293,16 +330,19 @@ def test_a_required_baseline_that_does_not_exist_fails_the_session(
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, errors=1)  # no test failed: the gate did, and says so where CI looks
-    result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: candidate 5d rmse: no registered*",
-                                 "*= 2 passed, 1 error in *"])
-    result.stdout.fnmatch_lines([
-        f"forecast gate: FAIL against no registered model '{EXPERIMENT}' yet",
-        TABLE_HEADER,
-        "candidate  5d  * no-baseline",
-        "candidate  10d * no-baseline",
-        "reason: candidate 5d rmse: no registered baseline (--forecast-require-baseline)",
-        "reason: candidate 10d rmse: no registered baseline (--forecast-require-baseline)",
-    ])
+    result.stdout.fnmatch_lines(
+        ["ERROR forecast-gate - forecast gate: candidate 5d rmse: no registered*", "*= 2 passed, 1 error in *"]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            f"forecast gate: FAIL against no registered model '{EXPERIMENT}' yet",
+            TABLE_HEADER,
+            "candidate  5d  * no-baseline",
+            "candidate  10d * no-baseline",
+            "reason: candidate 5d rmse: no registered baseline (--forecast-require-baseline)",
+            "reason: candidate 10d rmse: no registered baseline (--forecast-require-baseline)",
+        ]
+    )
 
 
 @pytest.mark.slow
@@ -318,16 +358,18 @@ def test_other_data_is_compared_on_the_folds_it_shares_with_the_baseline(
 
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([
-        f"forecast gate: PASSED against {BASELINE}",
-        TABLE_HEADER,
-        "candidate  5d       rmse  * 16/16 * ok",
-        "candidate  10d      rmse  * 14/19 * ok",
-        "note: data differs from the baseline's: 14 of 19 folds with a common origin also have identical actuals "
-        "and are compared",
-        "note: data differs from the baseline's: 16 of 16 folds with a common origin also have identical actuals "
-        "and are compared",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"forecast gate: PASSED against {BASELINE}",
+            TABLE_HEADER,
+            "candidate  5d       rmse  * 16/16 * ok",
+            "candidate  10d      rmse  * 14/19 * ok",
+            "note: data differs from the baseline's: 14 of 19 folds with a common origin also have identical actuals "
+            "and are compared",
+            "note: data differs from the baseline's: 16 of 16 folds with a common origin also have identical actuals "
+            "and are compared",
+        ]
+    )
 
 
 @pytest.mark.slow
@@ -342,14 +384,16 @@ def test_no_fold_in_common_with_the_baseline_fails_the_session(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: candidate 5d rmse: 0 fold(s) pair with*"])
-    result.stdout.fnmatch_lines([
-        f"forecast gate: FAIL against {BASELINE}",
-        TABLE_HEADER,
-        "candidate  5d  * 0/20 * no-common-folds",
-        "candidate  10d * 0/19 * no-common-folds",
-        "reason: candidate 5d rmse: 0 fold(s) pair with the baseline by origin; the gate needs at least 2",
-        "reason: candidate 10d rmse: 0 fold(s) pair with the baseline by origin; the gate needs at least 2",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"forecast gate: FAIL against {BASELINE}",
+            TABLE_HEADER,
+            "candidate  5d  * 0/20 * no-common-folds",
+            "candidate  10d * 0/19 * no-common-folds",
+            "reason: candidate 5d rmse: 0 fold(s) pair with the baseline by origin; the gate needs at least 2",
+            "reason: candidate 10d rmse: 0 fold(s) pair with the baseline by origin; the gate needs at least 2",
+        ]
+    )
 
 
 def test_a_deleted_baseline_run_fails_the_session_closed(pytester: pytest.Pytester, champion_store: Store) -> None:
@@ -362,12 +406,14 @@ def test_a_deleted_baseline_run_fails_the_session_closed(pytester: pytest.Pytest
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: the baseline cannot be read: *"])
-    result.stdout.fnmatch_lines([
-        "forecast gate: UNAVAILABLE against *",
-        f"reason: the baseline cannot be read: the baseline {EXPERIMENT} v1 points at run {deleted}, which is "
-        f"deleted; restore it (mlflow runs restore --run-id {deleted}) or move the 'champion' alias to another "
-        "version",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "forecast gate: UNAVAILABLE against *",
+            f"reason: the baseline cannot be read: the baseline {EXPERIMENT} v1 points at run {deleted}, which is "
+            f"deleted; restore it (mlflow runs restore --run-id {deleted}) or move the 'champion' alias to another "
+            "version",
+        ]
+    )
     assert champion_store.latest().data.tags["forecast.verdict"] == "unavailable"
 
 
@@ -393,7 +439,9 @@ def test_without_the_alias_the_best_version_is_the_baseline(
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
     best = f"{EXPERIMENT} v1 (best all/rmse_mean of 2 versions, no alias 'champion', run *)"
-    result.stdout.fnmatch_lines([
-        f"forecast-mlflow: commit *; *; baseline {best}",
-        f"forecast gate: PASSED against {best}",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"forecast-mlflow: commit *; *; baseline {best}",
+            f"forecast gate: PASSED against {best}",
+        ]
+    )

@@ -48,11 +48,13 @@ def test_a_champion_without_fold_manifests_fails_closed(pytester: pytest.Pyteste
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: the baseline cannot be read: *"])
-    result.stdout.fnmatch_lines([
-        "forecast gate: UNAVAILABLE against *",
-        f"reason: the baseline cannot be read: baseline run {run_id} has no fold manifests*Promote a run logged "
-        "by pytest-forecast-mlflow",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "forecast gate: UNAVAILABLE against *",
+            f"reason: the baseline cannot be read: baseline run {run_id} has no fold manifests*Promote a run logged "
+            "by pytest-forecast-mlflow",
+        ]
+    )
 
 
 ODD_LABEL_SUITE = """
@@ -66,8 +68,7 @@ ODD_LABEL_SUITE = """
 """
 
 
-def test_labels_from_tests_are_sanitised_into_legal_mlflow_names(pytester: pytest.Pytester,
-                                                                 empty_store: Store) -> None:
+def test_labels_from_tests_are_sanitised_into_legal_mlflow_names(pytester: pytest.Pytester, empty_store: Store) -> None:
     make_project(pytester)
     pytester.makepyfile(test_odd=ODD_LABEL_SUITE)
 

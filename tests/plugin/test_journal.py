@@ -204,33 +204,78 @@ FORMAT_2 = {
     "status": "FINISHED",
     "experiment": "rt",
     "run_name": None,
-    "destination": {"tracking_uri": None, "registered_model": "rt", "alias": "champion", "register": False,
-                    "promote": False},
-    "gate": {"gate": "warn", "gate_metrics": ["rmse"], "tolerance": 0.0, "alpha": 0.05, "method": "threshold",
-             "require_baseline": False, "min_folds": 30, "max_detectable": 25.0, "inconclusive": "pass",
-             "allow_scope_change": False},
+    "destination": {
+        "tracking_uri": None,
+        "registered_model": "rt",
+        "alias": "champion",
+        "register": False,
+        "promote": False,
+    },
+    "gate": {
+        "gate": "warn",
+        "gate_metrics": ["rmse"],
+        "tolerance": 0.0,
+        "alpha": 0.05,
+        "method": "threshold",
+        "require_baseline": False,
+        "min_folds": 30,
+        "max_detectable": 25.0,
+        "inconclusive": "pass",
+        "allow_scope_change": False,
+    },
     "imports": {"rootdir": None, "sys_path": []},
     "tags": {"git.branch": "main"},
     "outcomes": {"test_rt.py::test_naive": "passed"},
     "skill": {},
-    "verdict": {"status": "off", "baseline": "gate off", "reasons": [], "session_reasons": [], "overrides": [],
-                "promotable": False, "rows": []},
+    "verdict": {
+        "status": "off",
+        "baseline": "gate off",
+        "reasons": [],
+        "session_reasons": [],
+        "overrides": [],
+        "promotable": False,
+        "rows": [],
+    },
     "records": [
-        {"nodeid": "test_rt.py::test_naive", "location": ["test_rt.py", 3, "test_naive"], "model": "naive",
-         "role": "reference", "label": "5d", "horizon": 2, "step": 5, "spec": {"horizon": "2"},
-         "data": {"data.sha256": "abc"}, "data_source": "", "params": {}, "origins": ["2024-01-05", "2024-01-12"],
-         "train_start": [0, 0], "train_stop": [200, 205], "actuals": [[1.0, 2.0], [3.0, 4.0]],
-         "forecasts": [[1.5, 2.5], [3.5, 4.5]], "last": [1.0, 3.0], "fold_metrics": {"rmse": [0.5, 0.75]},
-         "aggregates": {"rmse_mean": 0.625}, "excluded": {}, "model_file": None, "model_kind": None,
-         "input_example": None, "error": None, "seconds": 0.0, "comparisons": []},
+        {
+            "nodeid": "test_rt.py::test_naive",
+            "location": ["test_rt.py", 3, "test_naive"],
+            "model": "naive",
+            "role": "reference",
+            "label": "5d",
+            "horizon": 2,
+            "step": 5,
+            "spec": {"horizon": "2"},
+            "data": {"data.sha256": "abc"},
+            "data_source": "",
+            "params": {},
+            "origins": ["2024-01-05", "2024-01-12"],
+            "train_start": [0, 0],
+            "train_stop": [200, 205],
+            "actuals": [[1.0, 2.0], [3.0, 4.0]],
+            "forecasts": [[1.5, 2.5], [3.5, 4.5]],
+            "last": [1.0, 3.0],
+            "fold_metrics": {"rmse": [0.5, 0.75]},
+            "aggregates": {"rmse_mean": 0.625},
+            "excluded": {},
+            "model_file": None,
+            "model_kind": None,
+            "input_example": None,
+            "error": None,
+            "seconds": 0.0,
+            "comparisons": [],
+        },
     ],
 }
 
 
 def write_format_2(folder: Path, uri: str, rootdir: Path) -> Path:
     folder.mkdir(parents=True)
-    payload = {**FORMAT_2, "destination": {**FORMAT_2["destination"], "tracking_uri": uri},
-               "imports": {"rootdir": str(rootdir), "sys_path": []}}
+    payload = {
+        **FORMAT_2,
+        "destination": {**FORMAT_2["destination"], "tracking_uri": uri},
+        "imports": {"rootdir": str(rootdir), "sys_path": []},
+    }
     (folder / PENDING).write_text(json.dumps(payload))
     return folder
 
@@ -246,12 +291,18 @@ def test_a_format_2_journal_from_before_session_results_is_read_and_replayed(
     journal = read_journal(folder)
     result = journal.result
     assert (journal.format, result.session_id, result.status, result.tags) == (
-        2, "feedfacecafebeef", "FINISHED", {"git.branch": "main"}
+        2,
+        "feedfacecafebeef",
+        "FINISHED",
+        {"git.branch": "main"},
     )
     assert (result.verdict.status, result.baseline, result.outcomes) == ("off", None, FORMAT_2["outcomes"])
     (naive,) = result.records
     assert (naive.model, naive.label, naive.fold_metrics, naive.location) == (
-        "naive", "5d", {"rmse": [0.5, 0.75]}, ("test_rt.py", 3, "test_naive")
+        "naive",
+        "5d",
+        {"rmse": [0.5, 0.75]},
+        ("test_rt.py", 3, "test_naive"),
     )
 
     replayed = replay(journal, journal.settings(empty_store.uri, tmp_path / "mlruns"))

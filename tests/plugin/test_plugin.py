@@ -84,10 +84,13 @@ def test_off_model_errors_fail_the_test_that_ran_the_backtest(pytester: pytest.P
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        "*ModelError: fold 0 (origin 19): ValueError: no forecast today",
-        "*SpecificationError: series has 10 points; initial 20 + gap 0 + horizon 2 needs at least 22 for one fold.*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*ModelError: fold 0 (origin 19): ValueError: no forecast today",
+            "*SpecificationError: series has 10 points; initial 20 + gap 0 + horizon 2 needs at least 22 "
+            "for one fold.*",
+        ]
+    )
 
 
 def test_off_the_fixture_checks_its_arguments(pytester: pytest.Pytester) -> None:
@@ -121,23 +124,27 @@ def test_the_fixture_is_documented(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--fixtures")
 
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines([
-        "walk_forward -- *fixtures.py:*",
-        "*Run a walk-forward backtest inside a test and record it for MLflow and the regression gate.",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "walk_forward -- *fixtures.py:*",
+            "*Run a walk-forward backtest inside a test and record it for MLflow and the regression gate.",
+        ]
+    )
 
 
 def test_help_lists_every_option_in_one_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
 
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines([
-        "walk-forward backtests tracked in MLflow:",
-        "  --mlflow-experiment=MLFLOW_EXPERIMENT",
-        "*Log backtests to this MLflow experiment (switches the*",
-        "*--forecast-tolerance=FORECAST_TOLERANCE*",
-        "*--forecast-report=FORECAST_REPORT*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "walk-forward backtests tracked in MLflow:",
+            "  --mlflow-experiment=MLFLOW_EXPERIMENT",
+            "*Log backtests to this MLflow experiment (switches the*",
+            "*--forecast-tolerance=FORECAST_TOLERANCE*",
+            "*--forecast-report=FORECAST_REPORT*",
+        ]
+    )
     result.stdout.fnmatch_lines(["  mlflow_experiment (string):*", "  forecast_gate (string):*"])
 
 

@@ -34,17 +34,38 @@ def make_record(
     model="candidate",
 ) -> Record:
     return Record(
-        nodeid=f"test_x.py::test_{label}", location=("test_x.py", 1, f"test_{label}"), model=model,
-        role="candidate", label=label, horizon=3, step=1, origins=list(origins), actuals=[list(a) for a in actuals],
-        fold_metrics={name: list(rmse) for name in metrics}, data={"data.sha256": sha},
+        nodeid=f"test_x.py::test_{label}",
+        location=("test_x.py", 1, f"test_{label}"),
+        model=model,
+        role="candidate",
+        label=label,
+        horizon=3,
+        step=1,
+        origins=list(origins),
+        actuals=[list(a) for a in actuals],
+        fold_metrics={name: list(rmse) for name in metrics},
+        data={"data.sha256": sha},
     )
 
 
 def make_baseline(*, rmse=BASE_RMSE, origins=ORIGINS, actuals=ACTUALS, sha="same", label="3d") -> Baseline:
-    horizon = BaselineHorizon(label=label, horizon=3, step=1, origins=list(origins),
-                              actuals=[list(a) for a in actuals], fold_metrics={"rmse": list(rmse)})
-    return Baseline(registered_model="fx", version="3", how="alias champion", run_id="0123456789abcdef",
-                    run_name="naive", data_sha256=sha, horizons={label: horizon})
+    horizon = BaselineHorizon(
+        label=label,
+        horizon=3,
+        step=1,
+        origins=list(origins),
+        actuals=[list(a) for a in actuals],
+        fold_metrics={"rmse": list(rmse)},
+    )
+    return Baseline(
+        registered_model="fx",
+        version="3",
+        how="alias champion",
+        run_id="0123456789abcdef",
+        run_name="naive",
+        data_sha256=sha,
+        horizons={label: horizon},
+    )
 
 
 def compare(record: Record, baseline: Baseline | None, *, metrics=("rmse",), tolerance=0.0, method="dm") -> list[Row]:
@@ -52,16 +73,39 @@ def compare(record: Record, baseline: Baseline | None, *, metrics=("rmse",), tol
 
 
 def row(p_value: float, *, label="3d", metric="rmse", status="compared", method="dm", regressed=False) -> Row:
-    return Row(nodeid=f"test_x.py::test_{label}", model="candidate", label=label, horizon=3, metric=metric,
-               direction="lower", status=status, baseline=1.0, candidate=1.1, delta_pct=10.0, p_value=p_value,
-               n_folds=6, candidate_folds=6, method=method, regressed=regressed)
+    return Row(
+        nodeid=f"test_x.py::test_{label}",
+        model="candidate",
+        label=label,
+        horizon=3,
+        metric=metric,
+        direction="lower",
+        status=status,
+        baseline=1.0,
+        candidate=1.1,
+        delta_pct=10.0,
+        p_value=p_value,
+        n_folds=6,
+        candidate_folds=6,
+        method=method,
+        regressed=regressed,
+    )
 
 
-def judge(rows, *, baseline=True, require_baseline=False, incomplete=(), interrupted=False, unavailable=None,
-          method="dm") -> Verdict:
-    return decide(list(rows), baseline=make_baseline() if baseline else None, alpha=0.05, method=method,
-                  require_baseline=require_baseline, incomplete=list(incomplete), interrupted=interrupted,
-                  unavailable=unavailable, baseline_note="no registered model 'fx' yet")
+def judge(
+    rows, *, baseline=True, require_baseline=False, incomplete=(), interrupted=False, unavailable=None, method="dm"
+) -> Verdict:
+    return decide(
+        list(rows),
+        baseline=make_baseline() if baseline else None,
+        alpha=0.05,
+        method=method,
+        require_baseline=require_baseline,
+        incomplete=list(incomplete),
+        interrupted=interrupted,
+        unavailable=unavailable,
+        baseline_note="no registered model 'fx' yet",
+    )
 
 
 # -- compare_record ----------------------------------------------------------------------------------
@@ -128,8 +172,10 @@ def test_other_data_compares_only_folds_with_identical_actuals_and_says_so() -> 
     (one_revised,) = compare(make_record(sha="new", actuals=revised, rmse=rmse), make_baseline(sha="old"))
 
     assert same_actuals.status == "compared"
-    assert same_actuals.note == ("data differs from the baseline's: 6 of 6 folds with a common origin also have "
-                                 "identical actuals and are compared")
+    assert same_actuals.note == (
+        "data differs from the baseline's: 6 of 6 folds with a common origin also have "
+        "identical actuals and are compared"
+    )
     assert one_revised.status == "compared"
     assert one_revised.n_folds == 5
     assert one_revised.note.startswith("data differs from the baseline's: 5 of 6 folds")
@@ -138,8 +184,9 @@ def test_other_data_compares_only_folds_with_identical_actuals_and_says_so() -> 
 
 def test_fewer_than_two_common_folds_cannot_be_compared() -> None:
     (no_overlap,) = compare(make_record(origins=[f"2030-01-0{k + 1}" for k in range(6)]), make_baseline())
-    (one_overlap,) = compare(make_record(origins=[ORIGINS[-1]] + [f"2030-01-0{k + 1}" for k in range(5)]),
-                             make_baseline())
+    (one_overlap,) = compare(
+        make_record(origins=[ORIGINS[-1]] + [f"2030-01-0{k + 1}" for k in range(5)]), make_baseline()
+    )
 
     assert no_overlap.status == "no-common-folds"
     assert no_overlap.note == "0 fold(s) pair with the baseline by origin; the gate needs at least 2"
@@ -230,8 +277,19 @@ def test_no_candidate_at_all_is_said() -> None:
 
 
 def test_folds_that_cannot_be_paired_fail_the_gate() -> None:
-    rows = [row(0.9), Row(nodeid="n", model="candidate", label="7d", horizon=7, metric="rmse", direction="lower",
-                          status="no-common-folds", note="0 fold(s) pair with the baseline by origin")]
+    rows = [
+        row(0.9),
+        Row(
+            nodeid="n",
+            model="candidate",
+            label="7d",
+            horizon=7,
+            metric="rmse",
+            direction="lower",
+            status="no-common-folds",
+            note="0 fold(s) pair with the baseline by origin",
+        ),
+    ]
 
     verdict = judge(rows)
 
@@ -280,8 +338,19 @@ def decided(*rows: Row, **kwargs) -> Verdict:
 def test_table_aligns_columns_and_shows_missing_numbers_as_dashes() -> None:
     lines = report.table(decided(row(0.00001), row(math.nan, label="30d", status="no-baseline")).rows)
 
-    assert lines[0].split() == ["model", "horizon", "metric", "baseline", "candidate", "delta", "p", "(Holm)",
-                                "folds", "detectable", "verdict"]
+    assert lines[0].split() == [
+        "model",
+        "horizon",
+        "metric",
+        "baseline",
+        "candidate",
+        "delta",
+        "p",
+        "(Holm)",
+        "folds",
+        "detectable",
+        "verdict",
+    ]
     assert lines[1].split() == ["candidate", "3d", "rmse", "1", "1.1", "+10.00%", "<0.0001", "6/6", "-", "REGRESSED"]
     assert lines[2].split() == ["candidate", "30d", "rmse", "1", "1.1", "+10.00%", "-", "6/6", "-", "no-baseline"]
     assert len({len(line) for line in lines}) == 1
@@ -301,8 +370,21 @@ def test_table_without_rows_is_the_header() -> None:
 
 
 def test_markdown_is_a_table_with_reasons_and_notes() -> None:
-    odd = Row(nodeid="n", model="a|b", label="3d", horizon=3, metric="rmse", direction="lower", status="compared",
-              baseline=2.0, candidate=2.5, delta_pct=25.0, p_value=0.001, n_folds=6, note="data differs")
+    odd = Row(
+        nodeid="n",
+        model="a|b",
+        label="3d",
+        horizon=3,
+        metric="rmse",
+        direction="lower",
+        status="compared",
+        baseline=2.0,
+        candidate=2.5,
+        delta_pct=25.0,
+        p_value=0.001,
+        n_folds=6,
+        note="data differs",
+    )
 
     text = report.markdown(decided(odd), "fail")
 
@@ -319,8 +401,10 @@ def test_markdown_is_a_table_with_reasons_and_notes() -> None:
 def test_markdown_without_rows_has_no_table() -> None:
     text = report.markdown(judge([], baseline=False), "fail")
 
-    assert text == ("### forecast gate: nothing to compare against (no registered model 'fx' yet); the session "
-                    "passes ungated\n\n- no candidate backtest ran\n")
+    assert text == (
+        "### forecast gate: nothing to compare against (no registered model 'fx' yet); the session "
+        "passes ungated\n\n- no candidate backtest ran\n"
+    )
 
 
 def _strict_json(text: str):
@@ -332,8 +416,17 @@ def _strict_json(text: str):
 
 def test_json_is_strict_json_with_null_for_missing_numbers() -> None:
     verdict = decided(row(0.01), row(math.nan, label="30d", status="no-baseline"))
-    infinite = Row(nodeid="n", model="m", label="1d", horizon=1, metric="rmse", direction="lower",
-                   status="compared", min_detectable_pct=math.inf, p_value=0.5)
+    infinite = Row(
+        nodeid="n",
+        model="m",
+        label="1d",
+        horizon=1,
+        metric="rmse",
+        direction="lower",
+        status="compared",
+        min_detectable_pct=math.inf,
+        p_value=0.5,
+    )
 
     payload = _strict_json(report.to_json(verdict, "warn", {"experiment": "fx", "session": "abc"}))
     with_inf = _strict_json(report.to_json(decided(infinite), "fail"))
@@ -374,8 +467,11 @@ def test_failure_message_of_the_threshold_method_has_no_p() -> None:
     ("verdict", "gate", "expected"),
     [
         (Verdict("pass", (), "fx v3"), "fail", "forecast gate: PASSED against fx v3"),
-        (Verdict("no-baseline", (), "no registered model 'fx' yet"), "fail",
-         "forecast gate: nothing to compare against (no registered model 'fx' yet); the session passes ungated"),
+        (
+            Verdict("no-baseline", (), "no registered model 'fx' yet"),
+            "fail",
+            "forecast gate: nothing to compare against (no registered model 'fx' yet); the session passes ungated",
+        ),
         (Verdict("fail", (), "fx v3"), "fail", "forecast gate: FAIL against fx v3"),
         (Verdict("fail", (), "fx v3"), "warn", "forecast gate: REGRESSION (warn mode: the session is not failed)"),
         (Verdict("interrupted", (), "fx v3"), "fail", "forecast gate: INTERRUPTED against fx v3"),
@@ -400,10 +496,19 @@ def test_terminal_lines_explain_p_only_for_the_dm_method() -> None:
 def skilled(role: str, model: str, forecasts: list[list[float]], *, label: str = "3d") -> Record:
     """A backtest of ACTUALS whose no-change forecast from each origin is ``actual[0] - 1``."""
     errors = [np.sqrt(np.mean((np.asarray(f) - np.asarray(a)) ** 2)) for f, a in zip(forecasts, ACTUALS)]
-    return Record(nodeid=f"test_x.py::test_{label}", location=("test_x.py", 1, "t"), model=model, role=role,
-                  label=label, horizon=3, origins=list(ORIGINS), actuals=[list(a) for a in ACTUALS],
-                  forecasts=[list(f) for f in forecasts], last=[a[0] - 1.0 for a in ACTUALS],
-                  aggregates={"rmse_mean": float(np.mean(errors))})
+    return Record(
+        nodeid=f"test_x.py::test_{label}",
+        location=("test_x.py", 1, "t"),
+        model=model,
+        role=role,
+        label=label,
+        horizon=3,
+        origins=list(ORIGINS),
+        actuals=[list(a) for a in ACTUALS],
+        forecasts=[list(f) for f in forecasts],
+        last=[a[0] - 1.0 for a in ACTUALS],
+        aggregates={"rmse_mean": float(np.mean(errors))},
+    )
 
 
 NAIVE_FORECASTS = [[a[0] - 1.0] * 3 for a in ACTUALS]

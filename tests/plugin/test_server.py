@@ -151,8 +151,9 @@ def test_logs_to_a_real_server_over_http(pytester, server):
     assert _client(server.uri).get_model_version_by_alias("remote", "champion").run_id == run.info.run_id
 
     # 29-30 folds a horizon: the promotion guard's 30-fold minimum is lowered for this small suite
-    again = _run(pytester, "--mlflow-experiment", "remote", "--mlflow-tracking-uri", server.uri,
-                 "-o", "forecast_min_folds=10")
+    again = _run(
+        pytester, "--mlflow-experiment", "remote", "--mlflow-tracking-uri", server.uri, "-o", "forecast_min_folds=10"
+    )
     assert again.ret == pytest.ExitCode.OK
     again.stdout.fnmatch_lines(["*forecast gate: PASSED against remote v1*"])
 

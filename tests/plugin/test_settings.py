@@ -43,21 +43,63 @@ def literally(message: str | tuple[str, ...]) -> str:
 @pytest.mark.parametrize(
     ("ini", "flag", "env", "attribute", "raw", "parsed", "default"),
     [
-        ("forecast_gate", "--forecast-gate", "FORECAST_GATE", "gate",
-         ("warn", "off", "fail"), ("warn", "off", "fail"), "fail"),
-        ("forecast_tolerance", "--forecast-tolerance", "FORECAST_TOLERANCE", "tolerance",
-         ("1%", "0.02", "3%"), (0.01, 0.02, 0.03), 0.0),
-        ("forecast_alpha", "--forecast-alpha", "FORECAST_ALPHA", "alpha",
-         ("0.1", "0.01", "0.2"), (0.1, 0.01, 0.2), 0.05),
-        ("forecast_gate_metrics", "--forecast-gate-metrics", "FORECAST_GATE_METRICS", "gate_metrics",
-         ("mae", "rmse;mase", "rmse, mae"), (("mae",), ("rmse", "mase"), ("rmse", "mae")), ("rmse",)),
-        ("mlflow_experiment", "--mlflow-experiment", "FORECAST_MLFLOW_EXPERIMENT", "experiment",
-         ("from-ini", "from env", "from-cli"), ("from-ini", "from env", "from-cli"), None),
+        (
+            "forecast_gate",
+            "--forecast-gate",
+            "FORECAST_GATE",
+            "gate",
+            ("warn", "off", "fail"),
+            ("warn", "off", "fail"),
+            "fail",
+        ),
+        (
+            "forecast_tolerance",
+            "--forecast-tolerance",
+            "FORECAST_TOLERANCE",
+            "tolerance",
+            ("1%", "0.02", "3%"),
+            (0.01, 0.02, 0.03),
+            0.0,
+        ),
+        (
+            "forecast_alpha",
+            "--forecast-alpha",
+            "FORECAST_ALPHA",
+            "alpha",
+            ("0.1", "0.01", "0.2"),
+            (0.1, 0.01, 0.2),
+            0.05,
+        ),
+        (
+            "forecast_gate_metrics",
+            "--forecast-gate-metrics",
+            "FORECAST_GATE_METRICS",
+            "gate_metrics",
+            ("mae", "rmse;mase", "rmse, mae"),
+            (("mae",), ("rmse", "mase"), ("rmse", "mae")),
+            ("rmse",),
+        ),
+        (
+            "mlflow_experiment",
+            "--mlflow-experiment",
+            "FORECAST_MLFLOW_EXPERIMENT",
+            "experiment",
+            ("from-ini", "from env", "from-cli"),
+            ("from-ini", "from env", "from-cli"),
+            None,
+        ),
     ],
 )
 def test_command_line_beats_environment_beats_ini_beats_default(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-    ini: str, flag: str, env: str, attribute: str, raw: tuple, parsed: tuple, default,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    ini: str,
+    flag: str,
+    env: str,
+    attribute: str,
+    raw: tuple,
+    parsed: tuple,
+    default,
 ) -> None:
     from_ini, from_env, from_cli = raw
     pytester.makeini(f"[pytest]\n{ini} = {from_ini}\n")
@@ -76,7 +118,10 @@ def test_command_line_beats_environment_beats_ini_beats_default(
     assert getattr(ini_only, attribute) == parsed[0]
     assert getattr(nothing, attribute) == default
     assert [s.sources[ini] for s in (everything, env_and_ini, ini_only, nothing)] == [
-        f"command line {flag}", f"environment variable {env}", f"ini key {ini}", "default",
+        f"command line {flag}",
+        f"environment variable {env}",
+        f"ini key {ini}",
+        "default",
     ]
 
 
@@ -142,8 +187,17 @@ def test_experiment_from_the_environment_switches_the_plugin_on(
 def test_a_sqlite_store_keeps_its_artifacts_next_to_the_database(pytester: pytest.Pytester, tmp_path: Path) -> None:
     db = tmp_path / "elsewhere" / "mlflow.db"
 
-    settings = settings_of(pytester, "--mlflow-experiment", "usdclp", "--mlflow-tracking-uri", f"sqlite:///{db}",
-                           "--forecast-registered-model", "fx-models", "--forecast-alias", "production")
+    settings = settings_of(
+        pytester,
+        "--mlflow-experiment",
+        "usdclp",
+        "--mlflow-tracking-uri",
+        f"sqlite:///{db}",
+        "--forecast-registered-model",
+        "fx-models",
+        "--forecast-alias",
+        "production",
+    )
 
     assert settings.tracking_uri == f"sqlite:///{db}"
     assert settings.artifact_root == db.parent / "mlruns"
@@ -157,20 +211,30 @@ def test_a_sqlite_store_keeps_its_artifacts_next_to_the_database(pytester: pytes
     ("args", "message"),
     [
         (("--forecast-gate", "maybe"), "argument --forecast-gate: 'maybe' is not one of fail, warn, off"),
-        (("--forecast-tolerance", "abc"),
-         "argument --forecast-tolerance: tolerance must be a number such as 0.05 or 5%, got 'abc'"),
-        (("--forecast-tolerance", "100%"),
-         "argument --forecast-tolerance: tolerance must be in [0.0, 1.0), got '100%'"),
+        (
+            ("--forecast-tolerance", "abc"),
+            "argument --forecast-tolerance: tolerance must be a number such as 0.05 or 5%, got 'abc'",
+        ),
+        (
+            ("--forecast-tolerance", "100%"),
+            "argument --forecast-tolerance: tolerance must be in [0.0, 1.0), got '100%'",
+        ),
         (("--forecast-alpha", "2"), "argument --forecast-alpha: alpha must be in [1e-09, 1.0), got '2'"),
-        (("--forecast-gate-metrics", "rmse,foo"),
-         "argument --forecast-gate-metrics: unknown gate metric(s) 'foo'; known metrics: rmse, mae, mape, smape, "
-         "mase, directional_accuracy"),
+        (
+            ("--forecast-gate-metrics", "rmse,foo"),
+            "argument --forecast-gate-metrics: unknown gate metric(s) 'foo'; known metrics: rmse, mae, mape, smape, "
+            "mase, directional_accuracy",
+        ),
         (("--forecast-method", "vibes"), "argument --forecast-method: 'vibes' is not one of dm, threshold"),
-        (("--mlflow-experiment", "team/fx"),
-         "argument --mlflow-experiment: invalid experiment name 'team/fx': use 1-200 printable characters without "
-         "'/' or '\\'"),
-        (("--mlflow-tracking-uri", "./mlruns"), ("argument --mlflow-tracking-uri: ", "./mlruns", "file stores",
-                                                  "sqlite:///")),
+        (
+            ("--mlflow-experiment", "team/fx"),
+            "argument --mlflow-experiment: invalid experiment name 'team/fx': use 1-200 printable characters without "
+            "'/' or '\\'",
+        ),
+        (
+            ("--mlflow-tracking-uri", "./mlruns"),
+            ("argument --mlflow-tracking-uri: ", "./mlruns", "file stores", "sqlite:///"),
+        ),
         (("--mlflow-tracking-uri", "file:///tmp/mlruns"), ("file:///tmp/mlruns", "file stores", "sqlite:///")),
         (("--mlflow-timeout", "0"), "argument --mlflow-timeout: timeout must be > 0 seconds, got '0'"),
         (("--mlflow-tag", "novalue"), "argument --mlflow-tag: tags are KEY=VALUE, got 'novalue'"),
@@ -190,13 +254,19 @@ def test_bad_command_line_values_are_usage_errors(pytester: pytest.Pytester, arg
     ("variable", "value", "message"),
     [
         ("FORECAST_GATE", "maybe", "environment variable FORECAST_GATE: 'maybe' is not one of fail, warn, off"),
-        ("FORECAST_TOLERANCE", "abc",
-         "environment variable FORECAST_TOLERANCE: tolerance must be a number such as 0.05 or 5%, got 'abc'"),
+        (
+            "FORECAST_TOLERANCE",
+            "abc",
+            "environment variable FORECAST_TOLERANCE: tolerance must be a number such as 0.05 or 5%, got 'abc'",
+        ),
         ("FORECAST_ALPHA", "2", "environment variable FORECAST_ALPHA: alpha must be in [1e-09, 1.0), got '2'"),
         ("FORECAST_GATE_METRICS", "foo", "environment variable FORECAST_GATE_METRICS: unknown gate metric(s) 'foo'"),
         ("MLFLOW_TRACKING_URI", "./mlruns", ("environment variable MLFLOW_TRACKING_URI: ", "./mlruns", "file stores")),
-        ("FORECAST_MLFLOW_PROMOTE", "maybe",
-         "environment variable FORECAST_MLFLOW_PROMOTE='maybe': use 1/true/yes or 0/false/no"),
+        (
+            "FORECAST_MLFLOW_PROMOTE",
+            "maybe",
+            "environment variable FORECAST_MLFLOW_PROMOTE='maybe': use 1/true/yes or 0/false/no",
+        ),
     ],
 )
 def test_bad_environment_values_are_usage_errors_naming_the_variable(
@@ -260,8 +330,9 @@ def test_an_mlflow_variable_of_another_tool_does_not_break_sessions_with_the_plu
 def run_against(pytester: pytest.Pytester, uri: str, *args: str) -> tuple[pytest.RunResult, float]:
     make_project(pytester)
     started = time.monotonic()
-    result = pytester.runpytest_subprocess(*INNER_FLAGS, "--mlflow-experiment", "fx", "--mlflow-tracking-uri", uri,
-                                           *args, SUITE, timeout=120)
+    result = pytester.runpytest_subprocess(
+        *INNER_FLAGS, "--mlflow-experiment", "fx", "--mlflow-tracking-uri", uri, *args, SUITE, timeout=120
+    )
     return result, time.monotonic() - started
 
 
@@ -269,10 +340,12 @@ def test_an_unreachable_server_fails_at_once_with_a_usage_error(pytester: pytest
     result, elapsed = run_against(pytester, "http://127.0.0.1:9")
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "ERROR: tracking server http://127.0.0.1:9 is unreachable (*). Start the server, point "
-        "--mlflow-tracking-uri elsewhere, or use --mlflow-on-unavailable=spool to keep the results in a journal",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: tracking server http://127.0.0.1:9 is unreachable (*). Start the server, point "
+            "--mlflow-tracking-uri elsewhere, or use --mlflow-on-unavailable=spool to keep the results in a journal",
+        ]
+    )
     result.stdout.no_fnmatch_line("*test_backtest*")
     assert elapsed < 30
 
@@ -334,7 +407,6 @@ def test_a_server_whose_uri_carries_credentials_is_reached(pytester: pytest.Pyte
     assert "/health" in seen, result.stderr.str()
     result.stderr.no_fnmatch_line("*is unreachable*")
     assert "s3cr3t" not in result.stdout.str() + result.stderr.str()
-
 
 
 def test_the_gate_metrics_the_options_accept_are_the_library_metrics() -> None:

@@ -35,8 +35,13 @@ REFERENCE_SUITE = """
 
 
 def git(folder: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com", *args], cwd=folder,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.strip()
 
 
@@ -51,8 +56,9 @@ def expected_backtest(model, horizon: int) -> backtest.BacktestResult:
     return backtest.run(model, make_series(), backtest.WalkForward(horizon=horizon, step=5, initial=200))
 
 
-def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store: Store,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_session_logs_one_run_per_model(
+    pytester: pytest.Pytester, empty_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_project(pytester)
     pytester.makepyfile(test_reference=REFERENCE_SUITE)
     git(pytester.path, "init", "-q", "-b", "main")
@@ -66,22 +72,26 @@ def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store
 
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines([
-        f"forecast-mlflow: experiment '{EXPERIMENT}' at {empty_store.uri}",
-        f"forecast-mlflow: commit {commit[:12]}; gate fail (dm, metrics rmse, tolerance 0, alpha 0.05, min folds 10, "
-        "max detectable 60%); "
-        f"no registered model '{EXPERIMENT}' yet",
-    ])
-    result.stdout.fnmatch_lines([
-        "*= forecast-mlflow =*",
-        f"forecast gate: nothing to compare against (no registered model '{EXPERIMENT}' yet); the session passes "
-        "ungated",
-        f"logged candidate candidate: run * in experiment '{EXPERIMENT}' ({empty_store.uri})",
-        f"logged reference naive: run * in experiment '{EXPERIMENT}' ({empty_store.uri})",
-        "skill against the random walk (RMSE ratio; Theil's U; < 1 beats it):",
-        "  candidate 5d: RMSE ratio to naive 1.000, Theil's U 1.000",
-        "  candidate 10d: RMSE ratio to naive -, Theil's U 0.*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"forecast-mlflow: experiment '{EXPERIMENT}' at {empty_store.uri}",
+            f"forecast-mlflow: commit {commit[:12]}; gate fail (dm, metrics rmse, tolerance 0, alpha 0.05, "
+            "min folds 10, max detectable 60%); "
+            f"no registered model '{EXPERIMENT}' yet",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*= forecast-mlflow =*",
+            f"forecast gate: nothing to compare against (no registered model '{EXPERIMENT}' yet); the session passes "
+            "ungated",
+            f"logged candidate candidate: run * in experiment '{EXPERIMENT}' ({empty_store.uri})",
+            f"logged reference naive: run * in experiment '{EXPERIMENT}' ({empty_store.uri})",
+            "skill against the random walk (RMSE ratio; Theil's U; < 1 beats it):",
+            "  candidate 5d: RMSE ratio to naive 1.000, Theil's U 1.000",
+            "  candidate 10d: RMSE ratio to naive -, Theil's U 0.*",
+        ]
+    )
     assert "s3cr3t" not in result.stdout.str() + result.stderr.str()
     assert not (pytester.path / "data").exists()  # the default store under the rootdir is never touched
 
@@ -93,7 +103,11 @@ def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store
     # params: the schedule per horizon, the data fingerprint, the model, the versions
     params = candidate.data.params
     assert {k: params[k] for k in ("5d.horizon", "5d.step", "5d.initial", "5d.gap", "5d.window", "10d.horizon")} == {
-        "5d.horizon": "5", "5d.step": "5", "5d.initial": "200", "5d.gap": "0", "5d.window": "expanding",
+        "5d.horizon": "5",
+        "5d.step": "5",
+        "5d.initial": "200",
+        "5d.gap": "0",
+        "5d.window": "expanding",
         "10d.horizon": "10",
     }
     assert (params["data.length"], params["data.first"], params["data.last"]) == ("300", "2021-01-04", "2022-02-25")
@@ -143,9 +157,7 @@ def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store
             assert [step for step, _ in stepped] == list(range(backtest_result.n_folds))
             np.testing.assert_allclose([value for _, value in stepped], backtest_result.fold_metrics[name])
             assert metrics[f"{label}/{name}_pooled"] == pytest.approx(backtest_result.pooled[name], nan_ok=True)
-    assert metrics["all/rmse_mean"] == pytest.approx(
-        (metrics["5d/rmse_mean"] + metrics["10d/rmse_mean"]) / 2
-    )
+    assert metrics["all/rmse_mean"] == pytest.approx((metrics["5d/rmse_mean"] + metrics["10d/rmse_mean"]) / 2)
     assert [step for step, _ in metric_history(empty_store, run_id, "5d/rmse_mean")] == [0]
 
     # the experiment was created with a tag saying by what; the series is the run's dataset input
@@ -170,12 +182,16 @@ def test_a_session_logs_one_run_per_model(pytester: pytest.Pytester, empty_store
     assert [fold["origin"] for fold in manifest["folds"]][-1] == "2022-02-18"
 
     plots = sorted(a.path for a in client.list_artifacts(run_id, "plots"))
-    assert plots == [f"plots/{label}_{name}.png" for label in ("10d", "5d")
-                     for name in ("error_by_step", "fold_error_vs_champion", "forecast_vs_actual")]
+    assert plots == [
+        f"plots/{label}_{name}.png"
+        for label in ("10d", "5d")
+        for name in ("error_by_step", "fold_error_vs_champion", "forecast_vs_actual")
+    ]
     png = Path(client.download_artifacts(run_id, plots[0], str(pytester.path / "out")))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    verdict = json.loads(Path(client.download_artifacts(run_id, "gate/verdict.json", str(pytester.path / "out")))
-                         .read_text())
+    verdict = json.loads(
+        Path(client.download_artifacts(run_id, "gate/verdict.json", str(pytester.path / "out"))).read_text()
+    )
     assert verdict["status"] == "no-baseline"
     assert [row["label"] for row in verdict["rows"]] == ["5d", "10d"]
 
@@ -221,10 +237,12 @@ def test_failing_backtest_tests_end_their_runs_failed(pytester: pytest.Pytester,
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=1, failed=2)
-    result.stdout.fnmatch_lines([
-        "*ModelError: fold 0 (origin 2021-10-08*): ValueError: no forecast today",
-        "reason: backtests failed or produced no result: broken 5d",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*ModelError: fold 0 (origin 2021-10-08*): ValueError: no forecast today",
+            "reason: backtests failed or produced no result: broken 5d",
+        ]
+    )
     assert statuses(empty_store) == {"broken": "FAILED", "flaky": "FAILED", "fine": "FINISHED"}
     runs = {run.info.run_name: run for run in empty_store.runs()}
     broken, flaky = runs["broken"].data, runs["flaky"].data
@@ -262,12 +280,14 @@ def test_an_interrupted_session_ends_its_runs_killed(pytester: pytest.Pytester, 
 
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        "forecast gate: INTERRUPTED against no registered model*",
-        "reason: the session was interrupted; no verdict",
-        "logged candidate candidate: run *",
-        "*! KeyboardInterrupt !*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "forecast gate: INTERRUPTED against no registered model*",
+            "reason: the session was interrupted; no verdict",
+            "logged candidate candidate: run *",
+            "*! KeyboardInterrupt !*",
+        ]
+    )
     (run,) = empty_store.runs()
     assert run.info.status == "KILLED"
     assert run.data.tags["forecast.horizons"] == "5d"  # the folds computed before the interrupt are kept
@@ -298,9 +318,21 @@ def test_sigterm_ends_the_session_like_ctrl_c(pytester: pytest.Pytester, empty_s
     make_project(pytester)
     pytester.makepyfile(test_sigterm=SIGTERM_SUITE)
     process = pytester.popen(
-        [sys.executable, "-m", "pytest", *INNER_FLAGS, "--mlflow-experiment", EXPERIMENT, "--mlflow-tracking-uri",
-         empty_store.uri, "test_sigterm.py"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *INNER_FLAGS,
+            "--mlflow-experiment",
+            EXPERIMENT,
+            "--mlflow-tracking-uri",
+            empty_store.uri,
+            "test_sigterm.py",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -331,10 +363,12 @@ def test_a_deleted_experiment_is_a_usage_error(pytester: pytest.Pytester, champi
     result = run_tracked(pytester, champion_store, SUITE)
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        f"ERROR: experiment '{EXPERIMENT}' is deleted in {champion_store.uri}; restore it (mlflow experiments "
-        f"restore --experiment-id {experiment_id}) or choose another name",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: experiment '{EXPERIMENT}' is deleted in {champion_store.uri}; restore it (mlflow experiments "
+            f"restore --experiment-id {experiment_id}) or choose another name",
+        ]
+    )
 
 
 MAE_SUITE = """
@@ -405,12 +439,21 @@ def test_a_candidate_class_from_a_top_level_module_is_logged_and_loads(
     assert list(forecast["forecast"]) == [[2.0] * 5]
     # an explicit signature, so serving checks its input; MLflow's remarks on choices made on purpose stay out
     signature = model.metadata.signature
-    assert (signature.inputs.input_names(), signature.outputs.input_names()) == (["label", "history"],
-                                                                                 ["label", "forecast"])
+    assert (signature.inputs.input_names(), signature.outputs.input_names()) == (
+        ["label", "history"],
+        ["label", "forecast"],
+    )
     output = result.stdout.str() + result.stderr.str()
-    for remark in ("Passing a Python object", "input example was not provided", "signature cannot be inferred",
-                   "Model logged without a signature", "Creating initial MLflow database tables",
-                   "Migration complete", "Registered model", "Created version"):
+    for remark in (
+        "Passing a Python object",
+        "input example was not provided",
+        "signature cannot be inferred",
+        "Model logged without a signature",
+        "Creating initial MLflow database tables",
+        "Migration complete",
+        "Registered model",
+        "Created version",
+    ):
         assert remark not in output
 
 
@@ -479,7 +522,9 @@ def test_model_params_that_differ_between_horizons_are_logged_per_horizon(
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     params = empty_store.latest().data.params
     assert {key: value for key, value in params.items() if "model." in key} == {
-        "5d.model.k": "3", "10d.model.k": "6", "model.source": "ecb",
+        "5d.model.k": "3",
+        "10d.model.k": "6",
+        "model.source": "ecb",
     }
 
 

@@ -53,10 +53,12 @@ def test_workers_log_and_judge_exactly_what_one_process_does(
     for result in (parallel, serial):
         assert result.ret == pytest.ExitCode.TESTS_FAILED
         result.assert_outcomes(passed=4, failed=1)
-        result.stdout.fnmatch_lines([
-            "forecast regression at 10d on rmse: candidate * vs baseline * (+*%), p=0.0* (Holm-adjusted, one-sided "
-            "DM-HLN) over 19 paired folds; baseline * v1 (alias champion, run *)",
-        ])
+        result.stdout.fnmatch_lines(
+            [
+                "forecast regression at 10d on rmse: candidate * vs baseline * (+*%), p=0.0* (Holm-adjusted, one-sided "
+                "DM-HLN) over 19 paired folds; baseline * v1 (alias champion, run *)",
+            ]
+        )
         result.stdout.fnmatch_lines([f"FAILED {NODE_10D.replace('[', '[[]')} - forecast regression at 10d on r*"])
     parallel.stdout.fnmatch_lines([f"created: {workers}/{workers} workers", f"{workers} workers [[]4 items]"])
     assert section(parallel) == section(serial)
@@ -82,6 +84,7 @@ def test_workers_log_and_judge_exactly_what_one_process_does(
             par = metric_history(store_par, run_par.info.run_id, key)
             n0 = metric_history(store_n0, run_n0.info.run_id, key)
             assert [step for step, _ in par] == [step for step, _ in n0], (name, key)
-            np.testing.assert_array_equal([value for _, value in par], [value for _, value in n0],
-                                          err_msg=f"{name} {key}")
+            np.testing.assert_array_equal(
+                [value for _, value in par], [value for _, value in n0], err_msg=f"{name} {key}"
+            )
     assert {"gate/10d/rmse_p", "gate/10d/rmse_delta_pct"} <= set(runs_par["candidate"].data.metrics)
