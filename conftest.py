@@ -103,7 +103,9 @@ def usdclp(pytestconfig: pytest.Config) -> pandas.Series:
             ),
             stacklevel=1,
         )
-    return load_series(choice.path, positive=True)
+    series = load_series(choice.path, positive=True)
+    series.name = "USD/CLP (pesos per dollar)"  # the y axis of the logged forecast plots
+    return series
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,7 @@ def walk_forward(request: pytest.FixtureRequest):
                 role=role,
                 label=label,
                 source=str(getattr(series, "attrs", {}).get("source", "")),
+                series_name=str(getattr(series, "name", None) or ""),
             )
         return result
 

@@ -46,6 +46,7 @@ def figures(
         )
     ax.set_title(f"{record.model} {record.label}: {record.horizon}-step forecast against actual, by origin")
     ax.set_xlabel("forecast origin")
+    ax.set_ylabel(record.series_name or "series value")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path = folder / f"{label}_forecast_vs_actual.png"
@@ -70,7 +71,8 @@ def figures(
             linestyle="--",
             label=f"{reference.model}",
         )
-    ax.set_title(f"{record.label}: per-fold {metric}, candidate against champion")
+    against = "candidate against champion" if baseline is not None else "candidate (no champion yet to compare with)"
+    ax.set_title(f"{record.label}: per-fold {metric}, {against}")
     ax.set_xlabel("forecast origin")
     ax.set_ylabel(metric)
     ax.legend(loc="best", fontsize=8)

@@ -60,6 +60,8 @@ class Record:
     spec: dict[str, str] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)
     data_source: str = ""
+    #: the series' name (``pandas.Series.name``), e.g. with its units: the y axis of the forecast plot
+    series_name: str = ""
     params: dict[str, str] = field(default_factory=dict)
     origins: list[str] = field(default_factory=list)
     train_start: list[int] = field(default_factory=list)
@@ -122,7 +124,9 @@ def naive_reference(records: Iterable[Record], label: str) -> Record | None:
     return next((r for r in found if r.model.lower().startswith("naive")), None)
 
 
-def from_result(result: Any, *, nodeid: str, location: tuple, role: str, label: str, data_source: str) -> Record:
+def from_result(
+    result: Any, *, nodeid: str, location: tuple, role: str, label: str, data_source: str, series_name: str = ""
+) -> Record:
     """Flatten a :class:`backtest.BacktestResult` into a :class:`Record`."""
     import numpy as np
 
@@ -137,6 +141,7 @@ def from_result(result: Any, *, nodeid: str, location: tuple, role: str, label: 
         spec=result.spec.as_params(),
         data=result.data.as_params(),
         data_source=data_source,
+        series_name=series_name,
         params={sanitize(k): str(v)[:500] for k, v in result.params.items()},
         origins=[_iso(origin) for origin in result.origins],
         train_start=np.asarray(result.train_start).tolist(),

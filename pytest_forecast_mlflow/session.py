@@ -176,10 +176,18 @@ class ForecastSession:
         self.records = kept
         return problems
 
-    def record(self, item: pytest.Item, result: Any, *, model: Any, role: str, label: str, source: str) -> None:
+    def record(
+        self, item: pytest.Item, result: Any, *, model: Any, role: str, label: str, source: str, series_name: str = ""
+    ) -> None:
         self._check_unique(result.model, label, item.nodeid)
         record = from_result(
-            result, nodeid=item.nodeid, location=item.location, role=role, label=label, data_source=source
+            result,
+            nodeid=item.nodeid,
+            location=item.location,
+            role=role,
+            label=label,
+            data_source=source,
+            series_name=series_name,
         )
         if role == "candidate":
             if self.models_dir is not None:

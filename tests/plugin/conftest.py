@@ -253,6 +253,12 @@ def _empty_template(tmp_path_factory: pytest.TempPathFactory) -> Store:
     return store
 
 
+@pytest.fixture(scope="session")
+def schema_db(_empty_template: Store) -> Path:
+    """A database file with MLflow's schema and nothing else, to copy (never to write to)."""
+    return _empty_template.db
+
+
 @pytest.fixture
 def empty_store(tmp_path: Path, _empty_template: Store) -> Store:
     """An MLflow store with a schema and nothing else."""

@@ -61,9 +61,9 @@ def _no_outside_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def live(tmp_path_factory: pytest.TempPathFactory, schema_db: Path) -> Iterator[Server]:
     """One real ``mlflow server`` for the module; each test logs to an experiment of its own."""
-    server = Server(tmp_path_factory.mktemp("secrets-server"))
+    server = Server(tmp_path_factory.mktemp("secrets-server"), schema_db)
     server.start()
     yield server
     server.stop()
@@ -149,9 +149,12 @@ def test_gated_session_with_credentials_leaks_nothing(pytester: pytest.Pytester,
 
 
 def test_server_dying_mid_session_spools_without_the_password(
-    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    schema_db: Path,
 ) -> None:
-    server = Server(tmp_path_factory.mktemp("dying-server"))  # its own: the inner session stops it
+    server = Server(tmp_path_factory.mktemp("dying-server"), schema_db)  # its own: the session stops it
     server.start()
     uri = _with_credentials(server.uri, PASSWORD)
     monkeypatch.setenv("STOP_SERVER_PID", str(server.process.pid))
