@@ -55,6 +55,7 @@ ENVIRONMENT = (
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
 )
@@ -148,12 +149,14 @@ def _prepare_environment(timeout: float) -> None:
     MLflow retries an unanswered request for about four minutes by default; here one request waits at
     most ``timeout`` seconds and is not retried, so a server that stops answering fails the session
     (or spools it) within the configured timeout. MLflow's "View run ... at: URL" lines would print the
-    tracking URI, credentials included.
+    tracking URI, credentials included, and its "Downloading artifacts" progress bars are noise nobody
+    asked for in a test session.
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, math.ceil(timeout))))
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 
 
 def probe_http(uri: str, timeout: float) -> None:

@@ -193,6 +193,13 @@ def run_tracked(pytester: pytest.Pytester, store: Store, *args: str, timeout: fl
     )
 
 
+def assert_quiet(result: pytest.RunResult) -> None:
+    """None of MLflow's own chatter reaches a session's output: progress bars, "View run" lines, warnings."""
+    output = result.stdout.str() + result.stderr.str()
+    for noise in ("Downloading artifacts", "Uploading artifacts", "View run", "View experiment", "%|", "it/s]"):
+        assert noise not in output, f"{noise!r} in the session output:\n{output}"
+
+
 def metric_history(store: Store, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in store.client().get_metric_history(run_id, key))
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import EXPERIMENT, NODE_5D, NODE_10D, Store, make_project, run_tracked
+from .conftest import EXPERIMENT, NODE_5D, NODE_10D, Store, assert_quiet, make_project, run_tracked
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
 
@@ -100,6 +100,7 @@ def test_an_identical_rerun_passes_and_writes_its_reports(
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"forecast-mlflow: commit *; gate fail (dm, *); baseline {BASELINE}"])
+    assert_quiet(result)
     result.stdout.fnmatch_lines(
         [
             f"forecast gate: PASSED against {BASELINE}",

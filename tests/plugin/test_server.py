@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient  # imported at collection: pytester restores sys.modules after each test
 
+from .conftest import assert_quiet
+
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow]
 
 INNER = """
@@ -170,6 +172,8 @@ def test_logs_to_a_real_server_over_http(pytester, server):
     )
     assert again.ret == pytest.ExitCode.OK
     again.stdout.fnmatch_lines(["*forecast gate: PASSED against remote v1*"])
+    assert_quiet(result)  # over HTTP the champion's artifacts are really downloaded: no progress bars
+    assert_quiet(again)
 
 
 @pytest.mark.parametrize(
