@@ -16,9 +16,13 @@ HEADERS = ("model", "horizon", "metric", "baseline", "candidate", "delta", "p (H
 
 
 def _num(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits, trailing zeros kept, so a column reads alike (21.50, 15.81)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{value:.{digits}g}"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
 
 
 def _pct(value: float) -> str:
@@ -111,7 +115,12 @@ def terminal_lines(verdict: Verdict, gate: str) -> list[str]:
 
 def failure_message(row: Row, baseline: str) -> str:
     """What a regressed horizon's test says."""
-    p = "" if row.method == "threshold" else f", p={_p(row)} (Holm-adjusted, one-sided DM-HLN)"
+    shown = _p(row)
+    p = (
+        ""
+        if row.method == "threshold"
+        else f", p{'' if shown.startswith('<') else '='}{shown} (Holm-adjusted, one-sided DM-HLN)"
+    )
     return (
         f"forecast regression at {row.label} on {row.metric}: candidate {_num(row.candidate)} vs baseline "
         f"{_num(row.baseline)} ({_pct(row.delta_pct)}){p} over {row.n_folds} paired folds; baseline {baseline}"

@@ -351,8 +351,10 @@ def test_table_aligns_columns_and_shows_missing_numbers_as_dashes() -> None:
         "detectable",
         "verdict",
     ]
-    assert lines[1].split() == ["candidate", "3d", "rmse", "1", "1.1", "+10.00%", "<0.0001", "6/6", "-", "REGRESSED"]
-    assert lines[2].split() == ["candidate", "30d", "rmse", "1", "1.1", "+10.00%", "-", "6/6", "-", "no-baseline"]
+    assert lines[1].split() == [
+        "candidate", "3d", "rmse", "1.000", "1.100", "+10.00%", "<0.0001", "6/6", "-", "REGRESSED",
+    ]  # fmt: skip
+    assert lines[2].split() == ["candidate", "30d", "rmse", "1.000", "1.100", "+10.00%", "-", "6/6", "-", "no-baseline"]
     assert len({len(line) for line in lines}) == 1
 
 
@@ -392,7 +394,7 @@ def test_markdown_is_a_table_with_reasons_and_notes() -> None:
     assert lines[0] == "### forecast gate: FAIL against fx v3 (alias champion, run 01234567)"
     assert lines[2] == "| " + " | ".join(report.HEADERS) + " |"
     assert lines[3] == "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
-    assert lines[4] == "| a\\|b | 3d | rmse | 2 | 2.5 | +25.00% | 0.0010 | 6 | - | REGRESSED |"
+    assert lines[4] == "| a\\|b | 3d | rmse | 2.000 | 2.500 | +25.00% | 0.0010 | 6 | - | REGRESSED |"
     assert "- a|b 3d rmse regressed" in lines
     assert "- note: data differs" in lines
     assert text.endswith("\n")
@@ -451,7 +453,7 @@ def test_failure_message_names_metric_numbers_and_baseline() -> None:
     message = report.failure_message(regressed, "fx v3 (alias champion, run 01234567)")
 
     assert message == (
-        "forecast regression at 3d on rmse: candidate 1.1 vs baseline 1 (+10.00%), p=0.0010 (Holm-adjusted, "
+        "forecast regression at 3d on rmse: candidate 1.100 vs baseline 1.000 (+10.00%), p=0.0010 (Holm-adjusted, "
         "one-sided DM-HLN) over 6 paired folds; baseline fx v3 (alias champion, run 01234567)"
     )
 
@@ -460,7 +462,7 @@ def test_failure_message_of_the_threshold_method_has_no_p() -> None:
     message = report.failure_message(row(math.nan, method="threshold", regressed=True), "fx v3")
 
     assert "p=" not in message
-    assert message.startswith("forecast regression at 3d on rmse: candidate 1.1 vs baseline 1 (+10.00%) over 6")
+    assert message.startswith("forecast regression at 3d on rmse: candidate 1.100 vs baseline 1.000 (+10.00%) over 6")
 
 
 @pytest.mark.parametrize(
@@ -536,3 +538,18 @@ def test_skill_theil_u_is_pooled_rmse_over_the_no_change_rmse() -> None:
     assert found["theil_u"] == pytest.approx(np.sqrt(np.mean(errors**2) / np.mean(naive_errors**2)))
     assert math.isnan(found["rmse_ratio"])  # no naive reference ran at 3d
     assert report.skill_lines({"c 3d": found})[1] == f"  c 3d: RMSE ratio to naive -, Theil's U {found['theil_u']:.3f}"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(21.5, "21.50"), (15.8125, "15.81"), (1.0, "1.000"), (1234.4, "1234"), (0.00012345, "0.0001234"), (0.0, "0")],
+)
+def test_table_numbers_keep_four_significant_digits_with_their_trailing_zeros(value: float, shown: str) -> None:
+    assert report._num(value) == shown
+
+
+def test_a_tiny_p_value_reads_p_below_not_p_equals_below() -> None:
+    (regressed,) = decided(row(1e-9)).rows
+    message = report.failure_message(regressed, "fx v3")
+    assert ", p<0.0001 (Holm-adjusted" in message
+    assert "p=<" not in message
