@@ -50,6 +50,12 @@ _KNOWN_PRINTS = ("Registered model ", "Successfully registered model ", "Created
 
 #: The environment variables a connection sets (see :func:`_prepare_environment`) or MLflow sets for it
 #: (``set_tracking_uri``/``set_registry_uri`` export the URIs to subprocesses); restored on close.
+#: MLflow 3's UI opens an experiment without this tag on its GenAI overview (traces, "detect issues");
+#: ``custom_model_development`` marks classic model training, so it opens on the runs and their charts.
+#: A user's own choice (any value already there) is left alone; MLflow 2.x shows it as a plain tag.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+
 ENVIRONMENT = (
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
@@ -329,7 +335,7 @@ class Connection:
                     return self.client.create_experiment(
                         name,
                         artifact_location=location,
-                        tags={"forecast.created_by": f"pytest-forecast-mlflow {__version__}"},
+                        tags={"forecast.created_by": f"pytest-forecast-mlflow {__version__}", **EXPERIMENT_KIND},
                     )
                 except MlflowException as exc:
                     if not error_is(exc, RESOURCE_ALREADY_EXISTS):
@@ -340,6 +346,8 @@ class Connection:
                     f"experiment {name!r} is deleted in {mask_uri(self.uri)}; restore it "
                     f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or choose another name"
                 )
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the plugin set it, or by hand
+                self.client.set_experiment_tag(experiment.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
             return experiment.experiment_id
         except TrackingError:
             raise

@@ -330,3 +330,23 @@ def test_a_store_that_cannot_be_opened_leaves_mlflows_state_as_found(tmp_path: P
         Tracking(settings_for(tmp_path, f"http://127.0.0.1:{port}"))
 
     assert mlflow_state() == before
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("unset_mlflow_environment")
+def test_experiments_open_on_their_runs_in_mlflows_ui_and_a_kind_set_by_hand_is_kept(
+    tmp_path: Path, empty_store
+) -> None:
+    # MLflow 3's UI opens an experiment without mlflow.experimentKind on its GenAI overview (traces)
+    from pytest_forecast_mlflow.tracking import Tracking
+
+    client = empty_store.client()
+    older = client.create_experiment("made-before-the-plugin")
+    theirs = client.create_experiment("theirs", tags={"mlflow.experimentKind": "genai_development"})
+
+    with Tracking(settings_for(tmp_path, empty_store.uri)) as tracking:
+        ids = [tracking.experiment_id(name) for name in ("fresh", "made-before-the-plugin", "theirs")]
+
+    kinds = [client.get_experiment(i).tags.get("mlflow.experimentKind") for i in ids]
+    assert ids[1:] == [older, theirs]
+    assert kinds == ["custom_model_development", "custom_model_development", "genai_development"]
