@@ -91,7 +91,7 @@ class WalkForward:
 
     horizon: int
     step: int = 1
-    initial: int | str | pd.Timestamp | None = None
+    initial: int | str | datetime.date | np.datetime64 | None = None
     gap: int = 0
     window: int | None = None
     refit: int = 1
