@@ -59,7 +59,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import special
@@ -320,7 +320,7 @@ def compare(
     base_mean, cand_mean = float(baseline.mean()), float(candidate.mean())
     delta_pct = 100.0 * (cand_mean - base_mean) / abs(base_mean) if base_mean != 0 else math.nan
     lags = (horizon - 1) // step  # ceil(horizon / step) - 1
-    common = dict(
+    common: dict[str, Any] = dict(
         method=method,
         direction=direction,
         baseline=base_mean,

@@ -23,7 +23,7 @@ import datetime
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -91,7 +91,7 @@ class WalkForward:
 
     horizon: int
     step: int = 1
-    initial: int | str | pd.Timestamp | None = None
+    initial: int | str | datetime.date | np.datetime64 | None = None
     gap: int = 0
     window: int | None = None
     refit: int = 1
@@ -252,7 +252,7 @@ class WalkForward:
         }
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int | np.integer]:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
@@ -264,8 +264,8 @@ def _date_problem(initial: object) -> str | None:
     try:
         parsed = pd.Timestamp(initial)
     except (ValueError, TypeError, OverflowError) as exc:
-        count = isinstance(initial, str) and initial.strip().isdigit()
-        hint = f"; for a count write initial={initial.strip()} without quotes" if count else ""
+        stripped = initial.strip() if isinstance(initial, str) else ""
+        hint = f"; for a count write initial={stripped} without quotes" if stripped.isdigit() else ""
         return f"initial must be {accepted}, got {initial!r}, which is not a date ({exc}){hint}"
     if pd.isna(parsed):
         return f"initial must be {accepted}, got {initial!r}, which parses as no date (NaT)"

@@ -33,9 +33,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["METRICS", "Metric", "Scores", "get_metric", "metric_names", "score"]
 
@@ -159,8 +162,8 @@ def score(
     actual: np.ndarray,
     forecast: np.ndarray,
     *,
-    last: np.ndarray,
-    scale: np.ndarray,
+    last: ArrayLike,
+    scale: ArrayLike,
     metrics: str | Iterable[str] = tuple(METRICS),
 ) -> Scores:
     """Score ``(folds, steps)`` forecasts with each named metric (or the one named), per fold and pooled."""

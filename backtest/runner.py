@@ -332,6 +332,7 @@ def run(
         else:
             _call(where, model.fit, train, exog=_frozen(X[starts[first] : stops[first]].copy()))
         if batched:
+            assert context is not None  # batched needs a context_length
             window = stops[first:end, None] - context + np.arange(context)
             contexts = _frozen(y[window])
             raw = _call(where, model.predict_batch, contexts, steps)

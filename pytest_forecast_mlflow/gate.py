@@ -14,9 +14,10 @@ from .records import Record
 
 if TYPE_CHECKING:
     from backtest.compare import Comparison
+    from backtest.metrics import Direction
 
 
-def _direction(metric: str) -> str:
+def _direction(metric: str) -> Direction:
     from backtest.metrics import get_metric
 
     return get_metric(metric).direction

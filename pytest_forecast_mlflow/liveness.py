@@ -47,7 +47,7 @@ def _writer_state(tags: Mapping[str, str]) -> str:
     run's (logged by something else) or our own is ``"unknown"``, never a guess. A live pid whose start
     time differs from the recorded one is a reused pid: the writer is dead.
     """
-    host, pid, started = tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG)
+    host, pid, started = tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG, "")
     if not host or not pid or not pid.isdigit() or host != socket.gethostname() or int(pid) == os.getpid():
         return "unknown"
     now = _process_started(int(pid))

@@ -27,6 +27,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 
 def _requirements(torch_used: bool) -> list[str]:
@@ -109,7 +110,7 @@ def _pickle_format() -> dict[str, str]:
     return {"serialization_format": "pickle"} if "serialization_format" in params else {}
 
 
-class ForecasterBundle(mlflow.pyfunc.PythonModel):
+class ForecasterBundle(PythonModel):
     """pyfunc over per-horizon forecasters: input rows (label, history), output rows (label, forecast)."""
 
     def load_context(self, context) -> None:
@@ -136,13 +137,13 @@ class ForecasterBundle(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"label": list(frame["label"]), "forecast": forecasts})
 
 
-def log_bundle(files: dict[str, tuple[str, str, Any, int]]) -> str:
+def log_bundle(files: dict[str, tuple[str, str | None, Any, int]]) -> str:
     """Log the per-label model files as one pyfunc model in the active run; return its model URI."""
     torch_used = any(kind == "torch" for _, kind, _, _ in files.values())
     requirements = _requirements(torch_used)
     with tempfile.TemporaryDirectory(prefix="forecast-bundle-") as tmp:
         artifacts: dict[str, str] = {}
-        kinds: dict[str, str] = {}
+        kinds: dict[str, str | None] = {}
         horizons = {label: int(horizon) for label, (_, _, _, horizon) in files.items()}
         loaded = []
         for label, (path, kind, example, _) in files.items():

@@ -15,7 +15,7 @@ import signal
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +25,9 @@ from .records import Record, from_result
 from .result import SessionResult
 from .settings import Settings
 from .store import mask_text, mask_uri
+
+if TYPE_CHECKING:
+    from .tracking import Tracking
 
 WORKER_KEY = "forecast_mlflow"
 #: the pseudo-test that carries gate failures no single test owns (see ForecastSession._report_gate_error)
@@ -46,7 +49,7 @@ class ForecastSession:
         self.baseline_note = "not resolved"
         self.baseline_error: str | None = None
         self.unavailable: str | None = None
-        self.tracking = None
+        self.tracking: Tracking | None = None
         self.experiment_id: str | None = None
         self.verdict: Verdict | None = None
         self.summary: list[str] = []
@@ -58,7 +61,8 @@ class ForecastSession:
         self._previous_sigterm: Any = None
         self.interrupted_logging = False
         if self.worker:
-            shipped = config.workerinput.get(WORKER_KEY, {})
+            # xdist sets workerinput on a worker's config; pytest's Config does not declare it
+            shipped = config.workerinput.get(WORKER_KEY, {})  # type: ignore[attr-defined]
             self.baseline = Baseline.from_json(shipped.get("baseline"))
             self.baseline_note = shipped.get("baseline_note", "")
             self.session_id = shipped.get("session_id", self.session_id)
@@ -88,6 +92,7 @@ class ForecastSession:
         """Open the store and the experiment; False when it is unavailable and results are to be spooled."""
         from .tracking import StoreUnavailable, Tracking, TrackingError
 
+        assert self.settings.experiment is not None  # the session exists only when the plugin is on
         try:
             self.tracking = Tracking(self.settings)
             self.experiment_id = self.tracking.experiment_id(self.settings.experiment)
@@ -107,6 +112,9 @@ class ForecastSession:
     def _reap_dead_runs(self) -> None:
         from .tracking import StoreUnavailable, TrackingError
 
+        # called once _connect succeeded
+        assert self.tracking is not None
+        assert self.experiment_id is not None
         try:
             killed = self.tracking.reap_dead_runs(self.experiment_id)
         except (StoreUnavailable, TrackingError) as exc:
@@ -120,6 +128,7 @@ class ForecastSession:
     def _read_baseline(self) -> None:
         from .tracking import StoreUnavailable, TrackingError
 
+        assert self.tracking is not None  # called once _connect succeeded
         try:
             self.baseline, self.baseline_note = self.tracking.resolve_baseline()
         except (StoreUnavailable, TrackingError) as exc:
@@ -276,7 +285,7 @@ class ForecastSession:
             record = next(r for r in candidates if r.nodeid == row.nodeid and r.label == row.label)
             report = pytest.TestReport(
                 nodeid=record.nodeid,
-                location=tuple(record.location),
+                location=record.location,
                 keywords={},
                 outcome="failed",
                 longrepr=failure_message(row, self.verdict.baseline),
@@ -290,7 +299,7 @@ class ForecastSession:
             # junitxml writes a test's properties when its teardown is reported
             closing = pytest.TestReport(
                 nodeid=record.nodeid,
-                location=tuple(record.location),
+                location=record.location,
                 keywords={},
                 outcome="passed",
                 longrepr=None,
@@ -398,10 +407,12 @@ class ForecastSession:
             path = self._spool(result, reason=self.unavailable or "store unavailable")
             self.summary.append(f"results saved to {path}; replay with: {self._replay_hint(path)}")
             return True
-        from .tracking import StoreUnavailable
+        from .tracking import StoreUnavailable, TrackingError
 
         try:
             self.tracking.check_available()
+            if self.experiment_id is None:  # the store went away between opening it and reading the experiment
+                raise TrackingError(f"experiment {self.settings.experiment!r} was not resolved at the session's start")
             logged = self.tracking.log_session(self.experiment_id, result)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while writing: the runs end KILLED, the results are kept
             path = self._spool(
@@ -462,6 +473,7 @@ class ForecastSession:
         if blocker:
             self.summary.append(f"alias {self.settings.alias!r} NOT moved: {blocker}")
             promote = False
+        assert self.tracking is not None  # registering follows logging, which needs the store
         for run in candidates:
             outcome = self.tracking.register(run, verdict=self.verdict, promote=promote, gated_against=self.baseline)
             where = f"{self.settings.registered_model} v{outcome.version}"

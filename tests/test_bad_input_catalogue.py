@@ -108,6 +108,7 @@ def row(name: str, call: Callable[[], Any], error: type[Exception], *fragments: 
     return pytest.param(call, error, fragments, id=name)
 
 
+# a call that passes a deliberately wrong type carries `# type: ignore[arg-type]`: the error is the point
 CATALOGUE = [
     # -- series ------------------------------------------------------------------------------------------
     row(
@@ -144,7 +145,13 @@ CATALOGUE = [
     row("series-non-numeric-list", backtest(series=["a", "b", "c"]), DataError, "series values must be numeric", "'a'"),
     row("series-2d", backtest(series=np.zeros((40, 2))), DataError, "series must be one-dimensional", "(40, 2)"),
     row("series-scalar", backtest(series=5.0), DataError, "series must be one-dimensional", "shape ()"),
-    row("series-none", lambda: bt.run(Naive(), None, SPEC), TypeError, "series must be a pandas Series", "got None"),
+    row(
+        "series-none",
+        lambda: bt.run(Naive(), None, SPEC),  # type: ignore[arg-type]
+        TypeError,
+        "series must be a pandas Series",
+        "got None",
+    ),
     row(
         "series-path",
         backtest(series="data/usdclp.csv"),
@@ -174,7 +181,12 @@ CATALOGUE = [
         "series dates must be unique",
         "2024-01-02 00:00:00 repeats at position 2",
     ),
-    row("load-none", lambda: bt.load_series(None), DataError, "cannot load a series from NoneType"),
+    row(
+        "load-none",
+        lambda: bt.load_series(None),  # type: ignore[arg-type]
+        DataError,
+        "cannot load a series from NoneType",
+    ),
     row("load-missing-file", lambda: bt.load_series("no/such.csv"), DataError, "no/such.csv: no such file"),
     row(
         "load-unsorted",
@@ -423,7 +435,7 @@ CATALOGUE = [
     # -- comparing two runs ------------------------------------------------------------------------------
     row(
         "compare-direction",
-        lambda: bt.compare([1, 2], [1, 2], direction="up", horizon=1, step=1),
+        lambda: bt.compare([1, 2], [1, 2], direction="up", horizon=1, step=1),  # type: ignore[arg-type]
         ValueError,
         "unknown direction 'up'",
     ),
@@ -435,7 +447,7 @@ CATALOGUE = [
     ),
     row(
         "compare-horizon-text",
-        lambda: bt.compare([1, 2], [1, 2], direction="lower", horizon="x", step=1),
+        lambda: bt.compare([1, 2], [1, 2], direction="lower", horizon="x", step=1),  # type: ignore[arg-type]
         ValueError,
         "horizon must be a positive integer, got 'x'",
     ),
@@ -447,7 +459,7 @@ CATALOGUE = [
     ),
     row(
         "compare-alpha-none",
-        lambda: bt.compare([1, 2], [1, 2], direction="lower", horizon=1, step=1, alpha=None),
+        lambda: bt.compare([1, 2], [1, 2], direction="lower", horizon=1, step=1, alpha=None),  # type: ignore[arg-type]
         ValueError,
         "alpha must lie in (0, 1), got None",
     ),
@@ -460,7 +472,7 @@ CATALOGUE = [
     ),
     row(
         "compare-tolerance-text",
-        lambda: bt.compare([1, 2], [1, 2], direction="lower", horizon=1, step=1, tolerance="2%"),
+        lambda: bt.compare([1, 2], [1, 2], direction="lower", horizon=1, step=1, tolerance="2%"),  # type: ignore[arg-type]
         ValueError,
         "tolerance must lie in [0, 1)",
         "got '2%'",

@@ -341,6 +341,7 @@ class Connection:
                     if not error_is(exc, RESOURCE_ALREADY_EXISTS):
                         raise
                     experiment = self.client.get_experiment_by_name(name)  # another session won the race
+                    assert experiment is not None  # it exists: that is why creating it failed
             if experiment.lifecycle_stage == "deleted":
                 raise TrackingError(
                     f"experiment {name!r} is deleted in {mask_uri(self.uri)}; restore it "

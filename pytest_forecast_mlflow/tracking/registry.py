@@ -75,7 +75,7 @@ class Registry:
         if verdict is None or not verdict.promotable:
             return Registration(version, False, f"gate verdict {status}; only pass (or no champion yet) promotes")
         by_alias = gated_against is not None and gated_against.how.startswith("alias")
-        expected = gated_against.version if by_alias else None
+        expected = gated_against.version if by_alias and gated_against is not None else None
         with self._promotion_lock(name):
             current = self.alias_version(name, alias)
             if current != expected:

@@ -352,7 +352,7 @@ def test_comparison_is_frozen():
     row = compare([1.0, 2.0], [1.0, 2.5], direction="lower", horizon=1, step=1)
     assert isinstance(row, Comparison)
     with pytest.raises(AttributeError):
-        row.regressed = True  # type: ignore[misc]
+        row.regressed = True
 
 
 def test_importing_compare_pulls_in_neither_pytest_nor_mlflow():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ def cases(draw: st.DrawFn) -> Case:
     window = draw(st.none() | st.integers(1, 10))
     initial = draw(st.integers(1, 15)) if window is None else draw(st.none() | st.integers(window, window + 8))
     t0 = initial if initial is not None else window
+    assert t0 is not None  # initial is drawn whenever window is None
     n = draw(st.integers(t0 + gap + horizon, t0 + gap + horizon + 40))
     possible = (n - gap - horizon - t0) // step + 1
     spec = WalkForward(
@@ -211,7 +213,8 @@ def test_diagram_of_a_long_series_is_drawn_to_scale() -> None:
     spec = WalkForward(horizon=20, step=50, initial=100)
     header, *lines = spec.diagram(300, width=30).splitlines()
     assert header == "4 folds over 300 points, 1 char = 10 points"
-    rows = [LINE.match(line).group(2) for line in lines]
+    rows = [match.group(2) for match in map(LINE.match, lines) if match]
+    assert len(rows) == len(lines), lines
     assert rows[0] == "*" * 10 + "x" * 2 + "." * 18
     assert rows[-1] == "*" * 25 + "x" * 2 + "." * 3
 
@@ -285,7 +288,7 @@ def test_an_initial_date_needs_a_datetime_index() -> None:
     ],
 )
 def test_an_initial_that_is_neither_a_count_nor_a_date_is_rejected_when_the_spec_is_made(
-    initial: object, message: str
+    initial: Any, message: str
 ) -> None:
     accepted = r"initial must be a whole number of points \(e.g. 500\) or a date such as 2016-01-04, "
     with pytest.raises(SpecificationError, match=accepted + message):
@@ -293,7 +296,7 @@ def test_an_initial_that_is_neither_a_count_nor_a_date_is_rejected_when_the_spec
 
 
 @pytest.mark.parametrize("initial", ["2016-01-04", "20160104", pd.Timestamp("2016-01-04"), np.datetime64("2016-01-04")])
-def test_every_spelling_of_a_date_is_an_initial_date(initial: object) -> None:
+def test_every_spelling_of_a_date_is_an_initial_date(initial: str | pd.Timestamp | np.datetime64) -> None:
     index = pd.bdate_range("2015-12-01", periods=60)
     assert WalkForward(horizon=1, initial=initial).initial_size(60, index) == 25  # business days 2015-12-01..2016-01-04
 

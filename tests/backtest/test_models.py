@@ -50,7 +50,9 @@ def test_batches_give_one_row_per_context() -> None:
         (WindowMean(k=3), 3, {"k": 3}, "WindowMean(k=3)"),
     ],
 )
-def test_baselines_declare_their_context_and_parameters(model, context_length: int, params: dict, text: str) -> None:
+def test_baselines_declare_their_context_and_parameters(
+    model: Naive | Drift | SeasonalNaive | WindowMean, context_length: int, params: dict, text: str
+) -> None:
     assert isinstance(model, Forecaster)
     assert model.context_length == context_length
     assert model.get_params() == params
@@ -62,7 +64,7 @@ def test_drift_defaults_to_a_250_point_window() -> None:
 
 
 def test_fitting_a_baseline_changes_nothing() -> None:
-    model = WindowMean(k=2)
+    model: Forecaster = WindowMean(k=2)  # through the protocol: fit's return value is what is checked
     history = frozen([1.0, 2.0, 3.0])
     before = model.predict(history, 2)
     assert model.fit(frozen(np.arange(100.0))) is None

@@ -41,7 +41,7 @@ def assert_detached(array: np.ndarray, series: pd.Series) -> None:
     """The array is a read-only copy: no memory shared with the series, and no ``.base`` leading to it."""
     values = series.to_numpy()
     assert not array.flags.writeable
-    base = array
+    base: np.ndarray | None = array
     while base is not None:
         assert not np.shares_memory(base, values)
         base = base.base
@@ -94,6 +94,8 @@ def cases(draw: st.DrawFn) -> Case:
     step = draw(st.integers(1, 3))
     shortest = window if window is not None else initial
     t0 = initial if initial is not None else window
+    assert shortest is not None  # initial is drawn whenever window is None
+    assert t0 is not None
     n = draw(st.integers(t0 + gap + horizon, t0 + gap + horizon + 25))
     possible = (n - gap - horizon - t0) // step + 1
     spec = WalkForward(
@@ -118,7 +120,7 @@ def cases(draw: st.DrawFn) -> Case:
 @given(cases())
 def test_a_model_never_sees_a_value_at_or_after_its_origin(case: Case) -> None:
     series = positions(case.n)
-    model = BatchRecorder(case.context) if case.batched else Recorder(case.context)
+    model = BatchRecorder(case.context) if case.batched and case.context is not None else Recorder(case.context)
     result = run(model, series, case.spec)
     folds = list(case.spec.folds(case.n, series.index))
     refits = [f for f in folds if f.refit]
@@ -130,6 +132,7 @@ def test_a_model_never_sees_a_value_at_or_after_its_origin(case: Case) -> None:
         assert_detached(history, series)
 
     if case.batched:
+        assert isinstance(model, BatchRecorder)
         assert model.predicts == []
         assert len(model.batches) == len(refits)
         seen = [row for batch in model.batches for row in batch]
@@ -236,7 +239,7 @@ class ExogRecorder:
     def __init__(self, context_length: int | None = None) -> None:
         if context_length is not None:
             self.context_length = context_length
-        self.fit_exog: list[np.ndarray] = []
+        self.fit_exog: list[np.ndarray | None] = []
         self.calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def fit(self, history: np.ndarray, exog: np.ndarray | None = None) -> None:

@@ -19,6 +19,7 @@ over interleaved repeats and the ratios between the things it runs side by side;
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import platform
@@ -149,7 +150,7 @@ def main() -> int:
         model = Sequential()
         times = interleaved(
             {
-                "run": lambda model=model, series=series: backtest.run(model, series, REFIT_SPEC, metrics=METRICS),
+                "run": functools.partial(backtest.run, model, series, REFIT_SPEC, metrics=METRICS),
                 "bare": bare_loop(model, y, REFIT_SPEC),
             },
             SEQ_REPEATS,

@@ -121,7 +121,7 @@ def populate(tracking: Tracking) -> tuple[str, dict[str, float]]:
             if int(version.version) == CHAMPION_VERSION:
                 client.set_registered_model_alias(NAME, "champion", version.version)
             took["registered"] += time.perf_counter() - t1
-    return min(registered, key=registered.get), took
+    return min(registered, key=registered.__getitem__), took
 
 
 def timed_resolve(tracking: Tracking, repeats: int) -> tuple[list[float], str]:

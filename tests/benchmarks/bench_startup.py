@@ -183,7 +183,7 @@ def main() -> int:
             checked(done, f"import probe ({case})")
             loaded[case] = json.loads(out.read_text())
 
-        imports = {"cached bytecode": [], "no bytecode cache (PYTHONDONTWRITEBYTECODE=1)": []}
+        imports: dict[str, list[float]] = {"cached bytecode": [], "no bytecode cache (PYTHONDONTWRITEBYTECODE=1)": []}
         uncached = {**env, "PYTHONDONTWRITEBYTECODE": "1"}
         uncached.pop("PYTHONPYCACHEPREFIX")
         for _ in range(IMPORT_REPEATS):

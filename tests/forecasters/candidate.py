@@ -131,6 +131,8 @@ class DirectMLP(nn.Module):
         The name backtests record.
     """
 
+    scale: torch.Tensor  # a buffer (see __init__): declared so that it types as a tensor, not a submodule
+
     def __init__(
         self,
         horizon: int,

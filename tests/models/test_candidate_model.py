@@ -52,6 +52,7 @@ def trained() -> tuple[DirectMLP, np.ndarray]:
     """A model fit on a series where training pays off, so forecasts are not just the random walk."""
     y = mean_reverting()
     m = model().fit(y[:600])
+    assert m.best_epoch is not None
     assert m.best_epoch > 0, "the fixture should exercise a trained network, not the untrained random walk"
     return m, y
 
@@ -215,6 +216,7 @@ def test_round_trips_through_torch_save(trained) -> None:
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=False)
     assert isinstance(loaded, torch.nn.Module)
+    assert isinstance(loaded, DirectMLP)
     np.testing.assert_array_equal(
         loaded.predict_batch(contexts(y, m), HORIZON), m.predict_batch(contexts(y, m), HORIZON)
     )

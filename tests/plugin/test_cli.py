@@ -472,7 +472,9 @@ def test_backup_while_runs_are_being_written_has_every_committed_run(
     project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     experiment_id = make_experiment(project)
-    stop, written, errors = threading.Event(), [], []
+    stop = threading.Event()
+    written: list[str] = []
+    errors: list[Exception] = []
 
     def write_runs() -> None:
         try:
@@ -489,7 +491,7 @@ def test_backup_while_runs_are_being_written_has_every_committed_run(
 
     thread = threading.Thread(target=write_runs)
     thread.start()
-    backups = []  # (runs committed before the backup started, its folder)
+    backups: list[tuple[int, Path]] = []  # (runs committed before the backup started, its folder)
     try:
         wait_for(3)
         first = len(written)

@@ -44,8 +44,8 @@ def junit_properties(path: Path) -> dict[str, list[dict[str, str]]]:
     """Each testcase's properties, by test name (a name may appear more than once)."""
     cases: dict[str, list[dict[str, str]]] = {}
     for case in ET.parse(path).getroot().iter("testcase"):
-        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
-        cases.setdefault(case.get("name"), []).append(properties)
+        properties = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        cases.setdefault(case.get("name", ""), []).append(properties)
     return cases
 
 

@@ -91,7 +91,7 @@ def test_a_renamed_label_fails_closed_and_is_never_promoted(
         c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase") if c.get("name") == "forecast-gate"
     ]
     (error,) = case.iter("error")
-    assert "has no 'x10' backtest" in error.get("message")
+    assert "has no 'x10' backtest" in error.get("message", "")
 
 
 @pytest.mark.mlflow

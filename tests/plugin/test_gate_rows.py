@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -26,14 +27,14 @@ BASE_RMSE = [1.0, 1.2, 0.9, 1.1, 1.0, 1.3]
 
 # A verdict as a journal written before rows held their comparison keeps it: ``dataclasses.asdict`` of
 # the flat row, every number side by side, no tolerance, alpha, lags or variance.
-OLD_COMPARED = {
+OLD_COMPARED: dict[str, Any] = {
     "nodeid": "test_x.py::test_3d", "model": "candidate", "label": "3d", "horizon": 3, "metric": "rmse",
     "direction": "lower", "status": "compared", "baseline": 1.0833333333333333, "candidate": 1.4083333333333334,
     "delta_pct": 30.000000000000014, "statistic": 13.858046563114685, "p_value": 1.757254265761412e-05,
     "p_adjusted": 1.757254265761412e-05, "n_folds": 6, "candidate_folds": 6, "min_detectable_pct": 6.352826439589368,
     "method": "dm", "regressed": True, "underpowered": False, "note": "",
 }  # fmt: skip
-OLD_UNPAIRED = {
+OLD_UNPAIRED: dict[str, Any] = {
     "nodeid": "test_x.py::test_7d", "model": "candidate", "label": "7d", "horizon": 7, "metric": "rmse",
     "direction": "lower", "status": "no-common-folds", "baseline": math.nan, "candidate": math.nan,
     "delta_pct": math.nan, "statistic": math.nan, "p_value": math.nan, "p_adjusted": math.nan, "n_folds": 1,
@@ -149,7 +150,9 @@ def test_the_gate_decides_with_the_librarys_holm_step() -> None:
 
     verdict = verdict_of(rows)
 
-    holm = holm_decide([row.comparison for row in rows], alpha=0.05)
+    comparisons = [row.comparison for row in rows if row.comparison is not None]
+    assert len(comparisons) == len(rows)
+    holm = holm_decide(comparisons, alpha=0.05)
     assert [row.comparison for row in verdict.rows] == holm
     assert [row.p_adjusted for row in verdict.rows] == [c.p_adjusted for c in holm]
     assert [row.regressed for row in verdict.rows] == [True, True, False, False]
@@ -174,7 +177,7 @@ def test_rows_compared_at_another_level_are_refused() -> None:
 
 def test_a_row_takes_its_comparison_or_flat_numbers_not_both() -> None:
     (row, _) = rows_of(make_record(BASE_RMSE))
-    fields = dict(nodeid="n", model="m", label="3d", horizon=3, metric="rmse", direction="lower")
+    fields: dict[str, Any] = dict(nodeid="n", model="m", label="3d", horizon=3, metric="rmse", direction="lower")
 
     with pytest.raises(TypeError, match="not both"):
         Row(**fields, status="compared", comparison=row.comparison, p_value=0.5)

@@ -153,6 +153,7 @@ def test_only_runs_whose_writer_is_certainly_gone_are_marked_killed(empty_store:
         text=True,
     )
     try:
+        assert live.stdout is not None  # stdout=PIPE
         live_tags = json.loads(live.stdout.readline())
         host = socket.gethostname()
         runs = {

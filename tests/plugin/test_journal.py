@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,7 +197,7 @@ def test_a_format_1_journal_is_read_and_needs_an_explicit_store(
 
 #: A format-2 journal as the plugin wrote it before sessions handed over one SessionResult (no "baseline"
 #: key); the destination and rootdir are filled in by :func:`write_format_2`.
-FORMAT_2 = {
+FORMAT_2: dict[str, Any] = {
     "format": 2,
     "reason": "store unavailable",
     "written": "2025-06-01T12:00:00+0000",
@@ -296,6 +297,7 @@ def test_a_format_2_journal_from_before_session_results_is_read_and_replayed(
         "FINISHED",
         {"git.branch": "main"},
     )
+    assert result.verdict is not None
     assert (result.verdict.status, result.baseline, result.outcomes) == ("off", None, FORMAT_2["outcomes"])
     (naive,) = result.records
     assert (naive.model, naive.label, naive.fold_metrics, naive.location) == (

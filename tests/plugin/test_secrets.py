@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -95,7 +95,7 @@ def _outputs(pytester: pytest.Pytester, result: pytest.RunResult) -> dict[str, b
     return outputs
 
 
-def _leaks(outputs: dict[str, str | bytes]) -> list[str]:
+def _leaks(outputs: Mapping[str, str | bytes]) -> list[str]:
     """``where: secret`` for every secret found in ``outputs`` (case-insensitively)."""
     found = []
     for where, content in outputs.items():
@@ -156,6 +156,7 @@ def test_server_dying_mid_session_spools_without_the_password(
 ) -> None:
     server = Server(tmp_path_factory.mktemp("dying-server"), schema_db)  # its own: the session stops it
     server.start()
+    assert server.process is not None
     uri = _with_credentials(server.uri, PASSWORD)
     monkeypatch.setenv("STOP_SERVER_PID", str(server.process.pid))
     monkeypatch.setenv("STOP_SERVER_PORT", str(server.port))

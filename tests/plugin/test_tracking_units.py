@@ -12,6 +12,7 @@ import os
 import socket
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy
 import pandas
@@ -176,7 +177,8 @@ def test_the_verdict_adds_the_compared_rows_of_these_records_only() -> None:
             min_detectable_pct=3.0,
         )
 
-    verdict = SimpleNamespace(rows=(row("candidate"), row("other"), row("candidate", status="too-few-folds")))
+    # stand-ins for a Verdict holding only what run_metrics reads: the rows
+    verdict: Any = SimpleNamespace(rows=(row("candidate"), row("other"), row("candidate", status="too-few-folds")))
     metrics = by_key(run_metrics([make_record()], {}, verdict, TIMESTAMP))
     assert {key: value for key, value in metrics.items() if key.startswith("gate/")} == {
         "gate/5d/rmse_delta_pct": [(0, -4.0)],
@@ -184,7 +186,7 @@ def test_the_verdict_adds_the_compared_rows_of_these_records_only() -> None:
         "gate/5d/rmse_detectable_pct": [(0, 3.0)],
     }
 
-    threshold = SimpleNamespace(rows=(row("candidate", method="threshold"),))
+    threshold: Any = SimpleNamespace(rows=(row("candidate", method="threshold"),))
     metrics = by_key(run_metrics([make_record()], {}, threshold, TIMESTAMP))
     assert [key for key in metrics if key.startswith("gate/")] == ["gate/5d/rmse_delta_pct"]
 
@@ -313,7 +315,8 @@ def test_closing_the_tracking_restores_mlflows_global_uris_and_environment(
         assert mlflow.get_tracking_uri() == previous
         assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
     finally:
-        mlflow.set_tracking_uri(None)
+        # None is MLflow's "never set" (what Tracking.close restores); its annotation leaves None out
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 
 @pytest.mark.mlflow
