@@ -65,6 +65,7 @@ def _command(uri: str, *extra: str) -> list[str]:
 def _check_store(uri: str, sessions: int) -> None:
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("shared")
+    assert experiment is not None, f"no experiment 'shared' in {uri}: no session logged"
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     assert len(runs) == 2 * sessions, [r.info.run_name for r in runs]
     assert all(run.info.status == "FINISHED" for run in runs)
