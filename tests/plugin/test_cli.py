@@ -32,7 +32,8 @@ from pytest_forecast_mlflow.tracking.views import Champion
 
 from .conftest import Store, make_project, run_tracked
 
-pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
+# tests that open an MLflow store or import mlflow are marked `mlflow` one by one; the rest are pure
+pytestmark = [pytest.mark.usefixtures("hermetic")]
 
 EXPERIMENT = "usdclp"
 HORIZONS = ("7d", "30d")
@@ -173,6 +174,7 @@ def test_store_and_cli_modules_do_not_import_mlflow() -> None:
 # ----------------------------------------------------------------------------------------- dashboard
 
 
+@pytest.mark.mlflow
 def test_dashboard_lists_newest_runs_first_with_aggregates_verdicts_and_champion(
     populated: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -231,6 +233,7 @@ def test_format_experiment_aligns_columns_and_clips_long_names() -> None:
     assert len(header) == len(first) == len(second)
 
 
+@pytest.mark.mlflow
 def test_dashboard_filters_horizons_and_marks_a_champion_outside_the_limit(
     populated: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -245,6 +248,7 @@ def test_dashboard_filters_horizons_and_marks_a_champion_outside_the_limit(
     assert "champ-run" not in out
 
 
+@pytest.mark.mlflow
 def test_dashboard_without_runs_or_experiments(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "dashboard")
     assert code == 0
@@ -257,6 +261,7 @@ def test_dashboard_without_runs_or_experiments(project: Project, capsys: pytest.
     assert "no 'champion' alias on registered model 'empty-exp'" in out
 
 
+@pytest.mark.mlflow
 def test_dashboard_on_a_missing_store_creates_nothing(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
     missing = project.root / "elsewhere" / "mlflow.db"
     code, out, _ = run_cli(capsys, "dashboard", "--tracking-uri", f"sqlite:///{missing}")
@@ -266,12 +271,14 @@ def test_dashboard_on_a_missing_store_creates_nothing(project: Project, capsys: 
     assert not missing.parent.exists()
 
 
+@pytest.mark.mlflow
 def test_dashboard_names_an_unknown_experiment(populated: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "dashboard", "--experiment", "nope")
     assert code == 1
     assert_one_line_error(err, "experiment 'nope' not found", "existing: Default, usdclp")
 
 
+@pytest.mark.mlflow
 def test_dashboard_masks_credentials_of_an_unreachable_server(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -289,6 +296,7 @@ def test_dashboard_masks_credentials_of_an_unreachable_server(
 SLASH_HASH = "ab/cd#S3cret"  # a password holding '/' and '#', written raw: the URL's authority ends early
 
 
+@pytest.mark.mlflow
 @pytest.mark.parametrize("encoded", [False, True], ids=["raw", "percent-encoded"])
 def test_dashboard_masks_a_password_holding_slash_and_hash(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, encoded: bool
@@ -347,6 +355,7 @@ def test_usage_errors_mask_the_uris_on_the_command_line(capsys: pytest.CaptureFi
     assert "ab/cd" not in out + err
 
 
+@pytest.mark.mlflow
 def test_dashboard_ends_runs_of_dead_sessions_and_never_shows_a_running_run_as_passed(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -401,6 +410,7 @@ def test_format_experiment_shows_the_state_of_unfinished_runs() -> None:
     assert [line.split()[-1] for line in lines[2:]] == ["pass", "running", "killed", "failed"]
 
 
+@pytest.mark.mlflow
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [
@@ -419,6 +429,7 @@ def test_a_bad_tracking_uri_is_a_usage_error(
         assert "hunter2" not in err
 
 
+@pytest.mark.mlflow
 def test_a_bad_tracking_uri_from_the_environment_names_the_variable(
     project: Project, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -438,6 +449,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(capsys: pytest.CaptureFixtur
 # ------------------------------------------------------------------------------------ backup/restore
 
 
+@pytest.mark.mlflow
 def test_backup_is_consistent_while_another_connection_holds_a_write_transaction(
     populated: dict[str, str], project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -468,6 +480,7 @@ def test_backup_is_consistent_while_another_connection_holds_a_write_transaction
     assert all(r.data.metrics["30d/rmse_mean"] > 0 for r in runs)
 
 
+@pytest.mark.mlflow
 def test_backup_while_runs_are_being_written_has_every_committed_run(
     project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -516,6 +529,7 @@ def test_backup_while_runs_are_being_written_has_every_committed_run(
         assert {f"w{i}" for i in range(committed_before)} <= run_names(dest / "mlflow.db")
 
 
+@pytest.mark.mlflow
 def test_backup_gives_up_on_a_store_locked_too_long(
     populated: dict[str, str],
     project: Project,
@@ -537,6 +551,7 @@ def test_backup_gives_up_on_a_store_locked_too_long(
     assert not (tmp_path / "bk" / "backup.json").exists()
 
 
+@pytest.mark.mlflow
 def test_backup_refuses_a_non_empty_dest(
     populated: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -560,6 +575,7 @@ def test_backup_refuses_a_non_empty_dest(
     assert_one_line_error(err, "no backup.json", "choose another folder")
 
 
+@pytest.mark.mlflow
 def test_backup_refuses_a_server_and_a_dest_inside_the_store(
     populated: dict[str, str], project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -573,6 +589,7 @@ def test_backup_refuses_a_server_and_a_dest_inside_the_store(
     assert_one_line_error(err, "overlaps the store")
 
 
+@pytest.mark.mlflow
 def test_restore_refuses_an_existing_store_without_force_and_replaces_it_with_force(
     populated: dict[str, str], project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -615,6 +632,7 @@ def stale_cells(db: Path, needle: str) -> list[tuple[str, str, str]]:
         conn.close()
 
 
+@pytest.mark.mlflow
 def test_restore_into_a_new_location_rewrites_artifact_locations(
     populated: dict[str, str], project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -653,6 +671,7 @@ def test_restore_into_a_new_location_rewrites_artifact_locations(
     assert client.get_run(populated["new-run"]).info.artifact_uri.startswith((target.parent / "mlruns").as_uri())
 
 
+@pytest.mark.mlflow
 @pytest.mark.slow
 def test_a_restored_store_gates_against_its_champion_after_the_original_is_gone(
     pytester: pytest.Pytester, empty_store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -682,6 +701,7 @@ def test_a_restored_store_gates_against_its_champion_after_the_original_is_gone(
     assert not original.db.parent.exists()
 
 
+@pytest.mark.mlflow
 def test_restore_rejects_a_folder_that_is_not_a_backup(project: Project, tmp_path: Path, capsys) -> None:
     not_backup = tmp_path / "not-a-backup"
     not_backup.mkdir()
@@ -721,6 +741,7 @@ def non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+@pytest.mark.mlflow
 def test_ui_binds_loopback_by_default(project: Project) -> None:
     args = build_parser().parse_args(["ui"])
     assert (args.host, args.port) == ("127.0.0.1", 5000)
@@ -741,6 +762,7 @@ def test_ui_refuses_a_server_uri_and_a_missing_store(tmp_path: Path, capsys: pyt
     assert_one_line_error(err, "no MLflow store at", "run the backtests")
 
 
+@pytest.mark.mlflow
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="stops the server through POSIX process groups")
 def test_ui_serves_the_store_on_loopback_until_ctrl_c(populated: dict[str, str], project: Project) -> None:

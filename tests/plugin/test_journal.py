@@ -27,7 +27,8 @@ from pytest_forecast_mlflow.settings import Settings
 
 from .conftest import INNER_FLAGS, Store, metric_history
 
-pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
+# tests that open an MLflow store or import mlflow are marked `mlflow` one by one; the rest are pure
+pytestmark = [pytest.mark.usefixtures("hermetic")]
 
 PASSWORD = "pw/x#y"  # percent-encoded in the URI, as a password holding '/' and '#' must be
 ENCODED = "pw%2Fx%23y"
@@ -281,6 +282,7 @@ def write_format_2(folder: Path, uri: str, rootdir: Path) -> Path:
     return folder
 
 
+@pytest.mark.mlflow
 def test_a_format_2_journal_from_before_session_results_is_read_and_replayed(
     tmp_path: Path, empty_store: Store
 ) -> None:
@@ -354,6 +356,7 @@ def test_replay_refuses_another_store_unless_told(
     assert not meant.exists()
 
 
+@pytest.mark.mlflow
 def test_replay_needs_the_full_uri_when_the_recorded_one_had_credentials(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -446,6 +449,7 @@ def spool_session(pytester: pytest.Pytester, down: str) -> pytest.RunResult:
     )
 
 
+@pytest.mark.mlflow
 @pytest.mark.slow
 def test_a_spooled_session_replays_from_anywhere_with_its_own_model_classes(
     pytester: pytest.Pytester, empty_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
