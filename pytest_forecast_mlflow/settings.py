@@ -26,6 +26,7 @@ KNOWN_METRICS = ("rmse", "mae", "mape", "smape", "mase", "directional_accuracy")
 GATE_MODES = ("fail", "warn", "off")
 GATE_METHODS = ("dm", "threshold")
 UNAVAILABLE_MODES = ("fail", "spool")
+PLOT_MODES = ("on", "off")
 INCONCLUSIVE_MODES = ("pass", "fail")
 _EXPERIMENT_NAME = re.compile(r"^[^\x00-\x1f/\\]{1,200}$")
 
@@ -206,6 +207,15 @@ OPTIONS: tuple[Option, ...] = (
         default="fail",
     ),
     Option(
+        "--mlflow-plots",
+        "mlflow_plots",
+        "FORECAST_MLFLOW_PLOTS",
+        _choice(PLOT_MODES),
+        "Log PNG plots on the candidate's run (on), or skip drawing them (off: a faster gated run; the "
+        "per-fold metrics and manifests are logged either way). Default: on.",
+        default="on",
+    ),
+    Option(
         "--mlflow-timeout",
         "mlflow_timeout",
         "FORECAST_MLFLOW_TIMEOUT",
@@ -341,6 +351,7 @@ class Settings:
     register: bool = False
     promote: bool = False
     on_unavailable: str = "fail"
+    plots: bool = True
     timeout: float = 10.0
     gate: str = "fail"
     gate_metrics: tuple[str, ...] = ("rmse",)
@@ -467,6 +478,7 @@ def resolve(config: pytest.Config) -> Settings:
         register=bool(values["mlflow_register"]) or bool(values["mlflow_promote"]),
         promote=bool(values["mlflow_promote"]),
         on_unavailable=values["mlflow_on_unavailable"],
+        plots=values["mlflow_plots"] == "on",
         timeout=float(values["mlflow_timeout"]),
         gate=values["forecast_gate"],
         gate_metrics=tuple(values["forecast_gate_metrics"]),

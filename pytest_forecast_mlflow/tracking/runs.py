@@ -234,7 +234,7 @@ class RunWriter:
                 if record.ok:
                     self.client.log_dict(run_id, record.manifest(), f"manifests/{sanitize(record.label)}.json")
             self._log_dataset(run_id, records)
-            if role == "candidate":  # a reference model is drawn on its candidate's plots, not on its own
+            if role == "candidate" and self.settings.plots:  # a reference is drawn on its candidate's plots
                 self._log_plots(run_id, records, list(result.records), result.baseline)
             if verdict is not None and role == "candidate":
                 from ..report import markdown, to_json

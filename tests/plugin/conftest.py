@@ -145,8 +145,9 @@ def project_files() -> dict[str, str]:
 
 #: The inner project's ini: it pins the rootdir (the git commit and default store hang off it). Its
 #: backtests have about 20 folds a horizon, so the promotion guard is loosened here (10 folds, 60%); the
-#: guard itself is tested with its defaults in test_gate_integrity.
-INNER_INI = "[pytest]\nforecast_min_folds = 10\nforecast_max_detectable = 60\n"
+#: guard itself is tested with its defaults in test_gate_integrity. Plots are off (drawing them was
+#: about a second of every inner session); the tests about plots pass --mlflow-plots on.
+INNER_INI = "[pytest]\nforecast_min_folds = 10\nforecast_max_detectable = 60\nmlflow_plots = off\n"
 
 
 def make_project(pytester: pytest.Pytester) -> None:

@@ -101,6 +101,9 @@ def test_an_identical_rerun_passes_and_writes_its_reports(
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([f"forecast-mlflow: commit *; gate fail (dm, *); baseline {BASELINE}"])
     assert_quiet(result)
+    artifacts = {a.path for a in champion_store.client().list_artifacts(champion_store.latest().info.run_id)}
+    assert "manifests" in artifacts
+    assert "plots" not in artifacts  # mlflow_plots = off in the inner ini: nothing drawn, the rest logged
     result.stdout.fnmatch_lines(
         [
             f"forecast gate: PASSED against {BASELINE}",

@@ -68,7 +68,7 @@ def slow_session(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(MARKER_VARIABLE, str(marker))
         output = pytester.path / "session.log"
         command = [sys.executable, "-m", "pytest", *INNER_FLAGS, "--mlflow-experiment", EXPERIMENT,
-                   "--mlflow-tracking-uri", store.uri]  # fmt: skip
+                   "--mlflow-tracking-uri", store.uri, "--mlflow-plots", "on"]  # fmt: skip
         with open(output, "wb") as sink:
             started.append(subprocess.Popen(command, cwd=pytester.path, stdout=sink, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 120

@@ -80,6 +80,15 @@ def literally(message: str | tuple[str, ...]) -> str:
             ("rmse",),
         ),
         (
+            "mlflow_plots",
+            "--mlflow-plots",
+            "FORECAST_MLFLOW_PLOTS",
+            "plots",
+            ("off", "on", "off"),
+            (False, True, False),
+            True,
+        ),
+        (
             "mlflow_experiment",
             "--mlflow-experiment",
             "FORECAST_MLFLOW_EXPERIMENT",
@@ -300,6 +309,7 @@ def test_an_environment_experiment_name_is_checked(pytester: pytest.Pytester, mo
         ("mlflow_tracking_uri = ./mlruns", ("ini key mlflow_tracking_uri: ", "./mlruns", "file stores")),
         ("mlflow_experiment = team/fx", "ini key mlflow_experiment: invalid experiment name 'team/fx'"),
         ("mlflow_promote = maybe", "ini key mlflow_promote: invalid truth value 'maybe'; use true/false"),
+        ("mlflow_plots = yes", "ini key mlflow_plots: 'yes' is not one of on, off"),
     ],
 )
 def test_bad_ini_values_are_usage_errors_naming_the_key(pytester: pytest.Pytester, line: str, message) -> None:

@@ -68,7 +68,9 @@ def test_a_session_logs_one_run_per_model(
     commit = git(pytester.path, "rev-parse", "HEAD")
     monkeypatch.setenv("FORECAST_E2E_MODELS", "10d=improved")
 
-    result = run_tracked(pytester, empty_store, "--mlflow-run-name", "nightly", "--mlflow-tag", "team=fx")
+    result = run_tracked(
+        pytester, empty_store, "--mlflow-run-name", "nightly", "--mlflow-tag", "team=fx", "--mlflow-plots", "on"
+    )
 
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=3)
