@@ -98,12 +98,23 @@ def headline(verdict: Verdict, gate: str) -> str:
     return f"forecast gate: {text}"
 
 
+def _notes(verdict: Verdict) -> list[str]:
+    """The rows' notes, each once; when there is no champion at all the headline says so, and its rows'
+    "no registered baseline" would only repeat it."""
+    return sorted(
+        {
+            row.note
+            for row in verdict.rows
+            if row.note and not (verdict.status == "no-baseline" and row.status == "no-baseline")
+        }
+    )
+
+
 def terminal_lines(verdict: Verdict, gate: str) -> list[str]:
     lines = [headline(verdict, gate)]
     if verdict.rows:
         lines += table(verdict.rows)
-    notes = sorted({row.note for row in verdict.rows if row.note})
-    lines += [f"note: {note}" for note in notes]
+    lines += [f"note: {note}" for note in _notes(verdict)]
     lines += [f"reason: {reason}" for reason in verdict.reasons]
     if any(row.status == "compared" for row in verdict.rows) and verdict.rows[0].method == "dm":
         lines.append(
@@ -135,7 +146,7 @@ def markdown(verdict: Verdict, gate: str) -> str:
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(row)) + " |" for row in verdict.rows]
         out.append("")
     out += [f"- {reason}" for reason in verdict.reasons]
-    out += [f"- note: {note}" for note in sorted({row.note for row in verdict.rows if row.note})]
+    out += [f"- note: {note}" for note in _notes(verdict)]
     return "\n".join(out).rstrip() + "\n"
 
 

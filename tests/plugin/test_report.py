@@ -553,3 +553,17 @@ def test_a_tiny_p_value_reads_p_below_not_p_equals_below() -> None:
     message = report.failure_message(regressed, "fx v3")
     assert ", p<0.0001 (Holm-adjusted" in message
     assert "p=<" not in message
+
+
+def test_without_any_champion_the_rows_do_not_repeat_what_the_headline_says() -> None:
+    rows = compare(make_record(metrics=("rmse", "mae")), None, metrics=("rmse", "mae"))
+    verdict = judge(rows, baseline=False)
+
+    lines = report.terminal_lines(verdict, "fail")
+    assert verdict.status == "no-baseline"
+    assert (
+        lines[0]
+        == "forecast gate: nothing to compare against (no registered model 'fx' yet); the session passes ungated"
+    )
+    assert not any(line.startswith("note:") for line in lines)
+    assert "- note:" not in report.markdown(verdict, "fail")
