@@ -14,8 +14,9 @@ import shutil
 import signal
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -32,6 +33,29 @@ if TYPE_CHECKING:
 WORKER_KEY = "forecast_mlflow"
 #: the pseudo-test that carries gate failures no single test owns (see ForecastSession._report_gate_error)
 GATE_NODE = "forecast-gate"
+
+
+def _report_failure(
+    session: pytest.Session,
+    nodeid: str,
+    location: tuple[str, int | None, str],
+    longrepr: str,
+    when: Literal["setup", "call"],
+    properties: Sequence[tuple[str, object]],
+    *,
+    closing_properties: Sequence[tuple[str, object]],
+) -> None:
+    """Report ``nodeid`` failed at ``when``, then its teardown: junitxml writes a test's properties, and
+    closes its testcase, when the teardown is reported."""
+    hook = session.config.hook.pytest_runtest_logreport
+    failed = pytest.TestReport(
+        nodeid, location, {}, "failed", longrepr, when, user_properties=list(properties)
+    )  # fmt: skip
+    closing = pytest.TestReport(
+        nodeid, location, {}, "passed", None, "teardown", user_properties=list(closing_properties)
+    )  # fmt: skip
+    hook(report=failed)
+    hook(report=closing)
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -283,30 +307,14 @@ class ForecastSession:
 
         for row in self.verdict.regressions:
             record = next(r for r in candidates if r.nodeid == row.nodeid and r.label == row.label)
-            report = pytest.TestReport(
-                nodeid=record.nodeid,
-                location=record.location,
-                keywords={},
-                outcome="failed",
-                longrepr=failure_message(row, self.verdict.baseline),
-                when="call",
-                user_properties=[
-                    (f"forecast.{row.label}.{row.metric}.p_holm", row.p_adjusted),
-                    (f"forecast.{row.label}.{row.metric}.verdict", "regressed"),
-                ],
-            )
-            session.config.hook.pytest_runtest_logreport(report=report)
-            # junitxml writes a test's properties when its teardown is reported
-            closing = pytest.TestReport(
-                nodeid=record.nodeid,
-                location=record.location,
-                keywords={},
-                outcome="passed",
-                longrepr=None,
-                when="teardown",
-                user_properties=report.user_properties,
-            )
-            session.config.hook.pytest_runtest_logreport(report=closing)
+            properties = [
+                (f"forecast.{row.label}.{row.metric}.p_holm", row.p_adjusted),
+                (f"forecast.{row.label}.{row.metric}.verdict", "regressed"),
+            ]
+            _report_failure(
+                session, record.nodeid, record.location, failure_message(row, self.verdict.baseline), "call",
+                properties, closing_properties=properties,
+            )  # fmt: skip
         if self.verdict.session_reasons:
             self._report_gate_error(session, self.verdict.session_reasons)
 
@@ -325,27 +333,8 @@ class ForecastSession:
         exit code 1 under "12 passed" would hide it.
         """
         text = self.mask("forecast gate: " + "; ".join(reasons))
-        location = (GATE_NODE, None, GATE_NODE)
-        error = pytest.TestReport(
-            nodeid=GATE_NODE,
-            location=location,
-            keywords={},
-            outcome="failed",
-            longrepr=text,
-            when="setup",
-            user_properties=[("forecast.verdict", self.verdict.status if self.verdict else "")],
-        )
-        session.config.hook.pytest_runtest_logreport(report=error)
-        closing = pytest.TestReport(
-            nodeid=GATE_NODE,
-            location=location,
-            keywords={},
-            outcome="passed",
-            longrepr=None,
-            when="teardown",
-            user_properties=[],
-        )
-        session.config.hook.pytest_runtest_logreport(report=closing)
+        verdict = [("forecast.verdict", self.verdict.status if self.verdict else "")]
+        _report_failure(session, GATE_NODE, (GATE_NODE, None, GATE_NODE), text, "setup", verdict, closing_properties=[])
 
     # -- the end: log, register, report ------------------------------------------------------------
 
