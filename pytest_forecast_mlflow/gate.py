@@ -440,6 +440,14 @@ def judge(
     )
 
 
+def fails_session(verdict: Verdict | None, settings: Any) -> bool:
+    """Whether ``verdict`` fails the session: only with ``--forecast-gate fail``, and an ``inconclusive``
+    verdict only with ``--forecast-inconclusive fail``. The candidate's run then ends FAILED."""
+    if verdict is None or settings.gate != "fail":
+        return False
+    return verdict.failed or (verdict.status == "inconclusive" and settings.inconclusive == "fail")
+
+
 def promotion_blocker(candidate_models: list[str], failed_tests: list[str]) -> str | None:
     """Why a promotable verdict still must not move the alias, or None: the session's own candidate tests
     failed, or it has several candidate models and only one can be champion."""

@@ -16,11 +16,11 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .gate import Baseline, Row, Verdict, compare_for, judge, promotion_blocker
+from .gate import Baseline, Row, Verdict, compare_for, fails_session, judge, promotion_blocker
 from .models import save_model
 from .records import Record, from_result
 from .result import SessionResult
@@ -31,31 +31,21 @@ if TYPE_CHECKING:
     from .tracking import Tracking
 
 WORKER_KEY = "forecast_mlflow"
-#: the pseudo-test that carries gate failures no single test owns (see ForecastSession._report_gate_error)
+#: the pseudo-test that carries a failing verdict (see ForecastSession._report_gate_error)
 GATE_NODE = "forecast-gate"
 
 
-def _report_failure(
-    session: pytest.Session,
-    nodeid: str,
-    location: tuple[str, int | None, str],
-    longrepr: str,
-    when: Literal["setup", "call"],
-    properties: Sequence[tuple[str, object]],
-    *,
-    closing_properties: Sequence[tuple[str, object]],
+def _report_error(
+    session: pytest.Session, nodeid: str, longrepr: str, properties: Sequence[tuple[str, object]]
 ) -> None:
-    """Report ``nodeid`` failed at ``when``, then its teardown: junitxml writes a test's properties, and
-    closes its testcase, when the teardown is reported."""
+    """Report ``nodeid`` errored at setup, then its teardown: junitxml writes a test's properties (those of
+    the teardown report), and closes its testcase, when the teardown is reported."""
     hook = session.config.hook.pytest_runtest_logreport
-    failed = pytest.TestReport(
-        nodeid, location, {}, "failed", longrepr, when, user_properties=list(properties)
-    )  # fmt: skip
-    closing = pytest.TestReport(
-        nodeid, location, {}, "passed", None, "teardown", user_properties=list(closing_properties)
-    )  # fmt: skip
-    hook(report=failed)
-    hook(report=closing)
+    location = (nodeid, None, nodeid)
+    session.testscollected += 1  # one more outcome than collected tests would read "[150%]" in the progress
+    properties = list(properties)
+    hook(report=pytest.TestReport(nodeid, location, {}, "failed", longrepr, "setup", user_properties=properties))
+    hook(report=pytest.TestReport(nodeid, location, {}, "passed", None, "teardown", user_properties=properties))
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -301,40 +291,41 @@ class ForecastSession:
             unavailable=unavailable,
             baseline_note=self.baseline_note,
         )
-        if interrupted or self.settings.gate != "fail" or not self.fails_session:
+        if interrupted or not self.fails_session:
             return
-        from .report import failure_message
-
-        for row in self.verdict.regressions:
-            record = next(r for r in candidates if r.nodeid == row.nodeid and r.label == row.label)
-            properties = [
-                (f"forecast.{row.label}.{row.metric}.p_holm", row.p_adjusted),
-                (f"forecast.{row.label}.{row.metric}.verdict", "regressed"),
-            ]
-            _report_failure(
-                session, record.nodeid, record.location, failure_message(row, self.verdict.baseline), "call",
-                properties, closing_properties=properties,
-            )  # fmt: skip
-        if self.verdict.session_reasons:
-            self._report_gate_error(session, self.verdict.session_reasons)
+        self._report_gate_error(session)
 
     @property
     def fails_session(self) -> bool:
-        """Whether the verdict fails the session (``inconclusive`` only with --forecast-inconclusive fail)."""
-        if self.verdict is None:
-            return False
-        return self.verdict.failed or (self.verdict.status == "inconclusive" and self.settings.inconclusive == "fail")
+        return fails_session(self.verdict, self.settings)
 
-    def _report_gate_error(self, session: pytest.Session, reasons: tuple[str, ...]) -> None:
-        """A gate failure that belongs to no test is an error of the pseudo-test ``forecast-gate``.
+    def _report_gate_error(self, session: pytest.Session) -> None:
+        """A failing verdict is an error of the pseudo-test ``forecast-gate``; each test is counted once.
 
-        That is where CI users look: the short summary ("ERROR forecast-gate - ..."), the final line
-        ("..., 1 error") and the JUnit XML (a ``forecast-gate`` testcase with an ``<error>``); a bare
-        exit code 1 under "12 passed" would hide it.
+        That is where CI users look: the short summary ("ERROR forecast-gate - forecast gate: 10d rmse
+        regressed (test_x[10d])"), the final line ("12 passed, 1 error") and the JUnit XML (a
+        ``forecast-gate`` testcase with an ``<error>`` and each regression's Holm p-value as properties).
+        A regressed horizon's own test passed (its backtest ran and its assertions held), so it is
+        reported passed, with the comparison's properties on its own testcase.
         """
-        text = self.mask("forecast gate: " + "; ".join(reasons))
-        verdict = [("forecast.verdict", self.verdict.status if self.verdict else "")]
-        _report_failure(session, GATE_NODE, (GATE_NODE, None, GATE_NODE), text, "setup", verdict, closing_properties=[])
+        from .report import failure_message
+
+        assert self.verdict is not None  # called once the session was judged
+        regressions = self.verdict.regressions
+        reasons = [f"{row.label} {row.metric} regressed ({row.nodeid.rpartition('::')[2]})" for row in regressions]
+        details = [failure_message(row, self.verdict.baseline) for row in regressions]
+        text = self.mask(
+            "\n".join(["forecast gate: " + "; ".join(reasons + list(self.verdict.session_reasons)), *details])
+        )
+        properties: list[tuple[str, object]] = [("forecast.verdict", self.verdict.status)]
+        for row in regressions:
+            prefix = f"forecast.{row.label}.{row.metric}"
+            properties += [
+                (f"{prefix}.p_holm", row.p_adjusted),
+                (f"{prefix}.verdict", "regressed"),
+                (f"{prefix}.test", row.nodeid),
+            ]
+        _report_error(session, GATE_NODE, text, properties)
 
     # -- the end: log, register, report ------------------------------------------------------------
 
@@ -456,8 +447,6 @@ class ForecastSession:
         failed = sorted(
             {r.nodeid for r in self.records if r.role == "candidate" and self.outcomes.get(r.nodeid) == "failed"}
         )
-        if self.verdict and self.verdict.regressions:
-            failed = []  # failed by the gate's own reports: the verdict already says why
         blocker = promotion_blocker([run.model for run in candidates], failed) if promote else None
         if blocker:
             self.summary.append(f"alias {self.settings.alias!r} NOT moved: {blocker}")

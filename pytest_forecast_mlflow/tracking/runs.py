@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..gate import Baseline, Verdict
+from ..gate import Baseline, Verdict, fails_session
 from ..records import Record, naive_reference, sanitize
 from ..result import SessionResult
 from ..store import mask_text
@@ -216,7 +216,12 @@ class RunWriter:
         verdict = result.verdict
         role = "candidate" if any(r.role == "candidate" for r in records) else "reference"
         node_outcomes = [result.outcomes.get(r.nodeid, "unknown") for r in records]
-        failed = any(o == "failed" for o in node_outcomes) or any(not r.ok for r in records)
+        # FAILED: one of its tests failed, a backtest did not complete, or (a candidate) the gate failed it
+        failed = (
+            any(o == "failed" for o in node_outcomes)
+            or any(not r.ok for r in records)
+            or (role == "candidate" and fails_session(verdict, self.settings))
+        )
         run_status = result.status if result.status != "FINISHED" else ("FAILED" if failed else "FINISHED")
         tags = self._run_tags(model, role, records, result)
         run_name = f"{self.settings.run_name}-{model}" if self.settings.run_name else model

@@ -179,12 +179,13 @@ def test_a_degraded_candidate_fails_the_horizon_that_regressed(
     result = run_tracked(pytester, champion_store, "--mlflow-promote", "--forecast-json=gate.json")
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    # test_backtest[10] ran and passed; the gate's verdict then reports it failed (counted once each)
-    result.assert_outcomes(passed=2, failed=1)
+    # each test is counted once: test_backtest[10] ran and passed; the gate's verdict is the one error
+    result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*= FAILURES =*",
-            "*_ test_backtest[[]10] _*",
+            "*= ERRORS =*",
+            "*_ ERROR at setup of forecast-gate _*",
+            "forecast gate: 10d rmse regressed (test_backtest[[]10])",
             "forecast regression at 10d on rmse: candidate * vs baseline * (+*%), p=0.0* (Holm-adjusted, one-sided "
             f"DM-HLN) over 19 paired folds; baseline {BASELINE}",
         ]
@@ -201,8 +202,11 @@ def test_a_degraded_candidate_fails_the_horizon_that_regressed(
             "champion yet) promotes",
         ]
     )
-    result.stdout.fnmatch_lines([f"FAILED {NODE_10D.replace('[', '[[]')} - forecast regression at 10d on r*"])
-    result.stdout.no_fnmatch_line(f"FAILED {NODE_5D.replace('[', '[[]')}*")
+    # the short summary names the regressed horizon and its test, and no test is reported failed
+    result.stdout.fnmatch_lines(
+        ["ERROR forecast-gate - forecast gate: 10d rmse regressed (test_backtest[[]10])", "*= 2 passed, 1 error in *"]
+    )
+    result.stdout.no_fnmatch_line("FAILED *")
 
     assert champion(champion_store)[0] == "1"
     assert champion_store.client().get_model_version(EXPERIMENT, "2").tags["forecast.verdict"] == "fail"
@@ -226,10 +230,16 @@ def test_the_junit_report_of_a_regression_carries_the_holm_p_value(
     result = run_tracked(pytester, champion_store, "--junitxml=junit.xml")
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    properties = {
-        k: v for case in junit_properties(pytester.path / "junit.xml")["test_backtest[10]"] for k, v in case.items()
-    }
-    assert float(properties["forecast.10d.rmse.p_holm"]) < 0.05
+    cases = junit_properties(pytester.path / "junit.xml")
+    gate = {k: v for case in cases["forecast-gate"] for k, v in case.items()}
+    assert float(gate["forecast.10d.rmse.p_holm"]) < 0.05
+    assert (gate["forecast.10d.rmse.verdict"], gate["forecast.10d.rmse.test"]) == ("regressed", NODE_10D)
+    assert gate["forecast.verdict"] == "fail"
+    assert "forecast.5d.rmse.p_holm" not in gate  # only the regressed horizon
+    # the regressed horizon's own testcase: reported once, passed, with its comparison
+    ten = {k: v for case in cases["test_backtest[10]"] for k, v in case.items()}
+    assert ten["forecast.10d.rmse.status"] == "compared" and float(ten["forecast.10d.rmse.delta_pct"]) > 20
+    assert len(cases["test_backtest[10]"]) == 1
 
 
 def test_warn_mode_reports_the_regression_without_failing(

@@ -52,14 +52,14 @@ def test_workers_log_and_judge_exactly_what_one_process_does(
 
     for result in (parallel, serial):
         assert result.ret == pytest.ExitCode.TESTS_FAILED
-        result.assert_outcomes(passed=4, failed=1)
+        result.assert_outcomes(passed=4, errors=1)  # each test once; the verdict is the one error
         result.stdout.fnmatch_lines(
             [
                 "forecast regression at 10d on rmse: candidate * vs baseline * (+*%), p=0.0* (Holm-adjusted, one-sided "
                 "DM-HLN) over 19 paired folds; baseline * v1 (alias champion, run *)",
             ]
         )
-        result.stdout.fnmatch_lines([f"FAILED {NODE_10D.replace('[', '[[]')} - forecast regression at 10d on r*"])
+        result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: 10d rmse regressed (test_backtest[[]10])"])
     parallel.stdout.fnmatch_lines([f"created: {workers}/{workers} workers", f"{workers} workers [[]4 items]"])
     assert section(parallel) == section(serial)
     assert any(line.endswith("REGRESSED") for line in section(parallel))
