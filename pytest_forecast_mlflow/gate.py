@@ -440,6 +440,11 @@ def judge(
     )
 
 
+def regression_reason(row: Row) -> str:
+    """The verdict's reason for a regressed row (the terminal table shows the row itself)."""
+    return f"{row.model} {row.label} {row.metric} regressed"
+
+
 def fails_session(verdict: Verdict | None, settings: Any) -> bool:
     """Whether ``verdict`` fails the session: only with ``--forecast-gate fail``, and an ``inconclusive``
     verdict only with ``--forecast-inconclusive fail``. The candidate's run then ends FAILED."""
@@ -522,7 +527,7 @@ def decide(
         failures.append("backtests failed or produced no result: " + ", ".join(incomplete))
     for row in decided:
         if row.regressed:
-            failures.append(f"{row.model} {row.label} {row.metric} regressed")
+            failures.append(regression_reason(row))
     for row in decided:
         if row.status in ("no-common-folds", "error"):
             reason = f"{row.model} {row.label} {row.metric}: {row.note}"

@@ -390,7 +390,7 @@ def _replay_into(tracking: Any, journal: Journal) -> ReplayResult:
                     f"and the journal kept: make its classes importable, then replay again"
                 )
             else:
-                runs.append(ReplayedRun(run.model, run.role, run.run_id, True, run.model_uri))
+                runs.append(ReplayedRun(run.model, run.role, run.run_id, not run.reused, run.model_uri))
     promotion = _promotion(journal, runs, tracking) if not failures else ()
     if not failures:
         journal.path.replace(journal.path.with_name(REPLAYED))

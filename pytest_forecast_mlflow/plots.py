@@ -1,12 +1,18 @@
 """PNG figures per horizon: forecasts against actuals, per-fold error against the champion, error by step.
 
-Drawn with matplotlib's object-oriented API (``Figure`` + Agg), so no global pyplot state is touched.
+Drawn with matplotlib's object-oriented API (``Figure`` + Agg), so no global pyplot state is touched, in
+a child process while the session writes its metrics (:func:`start`).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,3 +109,71 @@ def figures(
     path = folder / f"{label}_error_by_step.png"
     fig.savefig(path)
     yield path
+
+
+# -- drawing in another process ------------------------------------------------------------------------
+#
+# Importing matplotlib and rendering a session's PNGs takes seconds of one core; a gated session spends
+# the same seconds writing metrics to the store. So the session starts the drawing in a child process
+# (:func:`start`) before it writes anything, and picks the files up (:meth:`Drawing.collect`) when its
+# candidate's run needs them.
+
+#: one horizon to draw: the candidate's record, the champion's folds at its label, the naive reference
+Job = tuple[Record, Any, "Record | None"]
+
+
+class Drawing:
+    """A child process drawing the PNGs of some horizons into ``folder``."""
+
+    def __init__(self, process: subprocess.Popen[bytes], folder: Path) -> None:
+        self.process = process
+        self.folder = folder
+
+    def collect(self, timeout: float = 300.0) -> dict[str, list[Path]]:
+        """The PNGs drawn, by the model they belong to; raises with the child's error when drawing failed."""
+        try:
+            _, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise RuntimeError(f"drawing the plots took longer than {timeout:.0f} s") from None
+        if self.process.returncode != 0:
+            lines = stderr.decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"drawing the plots failed: {lines[-1] if lines else f'exit {self.process.returncode}'}")
+        drawn: dict[str, list[Path]] = {}
+        for line in (self.folder / "drawn.txt").read_text().splitlines():
+            model, _, path = line.partition("\t")
+            drawn.setdefault(model, []).append(Path(path))
+        return drawn
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def start(jobs: list[Job], folder: Path, metric: str) -> Drawing:
+    """Start drawing ``jobs`` into ``folder`` in a child process of this interpreter."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "jobs.pickle", "wb") as handle:
+        pickle.dump((jobs, metric), handle)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "MPLBACKEND": "Agg"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", __name__, str(folder)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    return Drawing(process, folder)
+
+
+def _draw(folder: Path) -> None:
+    with open(folder / "jobs.pickle", "rb") as handle:
+        jobs, metric = pickle.load(handle)  # noqa: S301 - written by this session's own process
+    lines = []
+    for record, baseline, reference in jobs:
+        target = folder / sanitize(record.model)
+        target.mkdir(exist_ok=True)
+        for path in figures(record, target, baseline=baseline, reference=reference, metric=metric):
+            lines.append(f"{record.model}\t{path}")
+    (folder / "drawn.txt").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    _draw(Path(sys.argv[1]))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .gate import Row, Verdict
+from .gate import Row, Verdict, regression_reason
 from .records import Record, naive_reference
 
 HEADERS = ("model", "horizon", "metric", "baseline", "candidate", "delta", "p (Holm)", "folds", "detectable", "verdict")
@@ -98,6 +98,12 @@ def headline(verdict: Verdict, gate: str) -> str:
     return f"forecast gate: {text}"
 
 
+def _reasons(verdict: Verdict) -> list[str]:
+    """The verdict's reasons that its table does not already show: a regressed row is its own reason."""
+    shown = {regression_reason(row) for row in verdict.regressions}
+    return [reason for reason in verdict.reasons if reason not in shown]
+
+
 def _notes(verdict: Verdict) -> list[str]:
     """The rows' notes, each once; when there is no champion at all the headline says so, and its rows'
     "no registered baseline" would only repeat it."""
@@ -115,7 +121,7 @@ def terminal_lines(verdict: Verdict, gate: str) -> list[str]:
     if verdict.rows:
         lines += table(verdict.rows)
     lines += [f"note: {note}" for note in _notes(verdict)]
-    lines += [f"reason: {reason}" for reason in verdict.reasons]
+    lines += [f"reason: {reason}" for reason in _reasons(verdict)]
     if any(row.status == "compared" for row in verdict.rows) and verdict.rows[0].method == "dm":
         lines.append(
             "p: one-sided Diebold-Mariano (HLN) p-value of 'candidate worse than baseline', Holm-adjusted; "
@@ -145,7 +151,7 @@ def markdown(verdict: Verdict, gate: str) -> str:
         out.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(HEADERS))) + "|")
         out += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(row)) + " |" for row in verdict.rows]
         out.append("")
-    out += [f"- {reason}" for reason in verdict.reasons]
+    out += [f"- {reason}" for reason in _reasons(verdict)]
     out += [f"- note: {note}" for note in _notes(verdict)]
     return "\n".join(out).rstrip() + "\n"
 

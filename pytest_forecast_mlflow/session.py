@@ -9,6 +9,7 @@ One instance per process when the plugin is on. Roles (one check, ``hasattr(conf
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import shutil
 import signal
@@ -70,6 +71,7 @@ class ForecastSession:
         self.problems: list[str] = []
         self.git: dict[str, str] = {}
         self.session_id = uuid.uuid4().hex
+        self.started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         self.models_dir: Path | None = None
         self._owns_models_dir = False
         self._previous_sigterm: Any = None
@@ -293,7 +295,8 @@ class ForecastSession:
         )
         if interrupted or not self.fails_session:
             return
-        self._report_gate_error(session)
+        if self.verdict.regressions or self.verdict.session_reasons:  # else a failed test already says why
+            self._report_gate_error(session)
 
     @property
     def fails_session(self) -> bool:
@@ -364,7 +367,7 @@ class ForecastSession:
             verdict=self.verdict,
             baseline=self.baseline,
             skill=skill(list(records)),
-            tags={**self.git, **dict(self.settings.tags)},
+            tags={**self.git, **dict(self.settings.tags), "forecast.started": self.started},
         )
 
     def _summarise(self, result: SessionResult) -> None:
@@ -415,11 +418,15 @@ class ForecastSession:
                 return True
             self.problems.append(message)
             return False
+        where = f"in experiment {self.settings.experiment!r} ({mask_uri(self.settings.tracking_uri)})"
         for run in logged:
-            self.summary.append(
-                f"logged {run.role} {run.model}: run {run.run_id} in experiment "
-                f"{self.settings.experiment!r} ({mask_uri(self.settings.tracking_uri)})"
-            )
+            if run.reused:
+                self.summary.append(
+                    f"{run.role} {run.model}: unchanged since run {run.run_id} (same params, data and results), "
+                    "not logged again"
+                )
+            else:
+                self.summary.append(f"logged {run.role} {run.model}: run {run.run_id} {where}")
         failures = [run for run in logged if run.error]
         for run in failures:
             self.problems.append(

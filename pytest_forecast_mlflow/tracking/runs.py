@@ -7,22 +7,28 @@ carries, and are tested without a store.
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import math
 import platform
+import shutil
 import sys
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..gate import Baseline, Verdict, fails_session
+from ..gate import Verdict, fails_session
 from ..records import Record, naive_reference, sanitize
 from ..result import SessionResult
 from ..store import mask_text
 from .connection import Connection, quiet_mlflow
+
+if TYPE_CHECKING:
+    from ..plots import Drawing
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ class LoggedRun:
     run_id: str
     model_uri: str | None = None
     error: str | None = None
+    #: an unchanged reference model's earlier run, not logged again (see :meth:`RunWriter.unchanged_run`)
+    reused: bool = False
 
 
 def mark_dead_runs(client: Any, experiment_ids: list[str]) -> list[str]:
@@ -100,17 +108,50 @@ def run_metrics(
 ) -> list[MetricValue]:
     """The metrics of one model's run: per-fold series (step = fold) and, at step 0, their aggregates.
 
-    Every stepped series comes first, each contiguous, so a 1,000-value batch rarely splits one. Then
-    per label the aggregates, the fold count and the skill; ``all/<name>_mean`` averages each ``_mean``
-    over the labels; the verdict's compared rows of these records add ``gate/<label>/<metric>_*``.
+    Every stepped series comes first, each contiguous, so a 1,000-value batch rarely splits one; then
+    :func:`aggregate_metrics`.
+    """
+    return fold_metrics(records, timestamp) + aggregate_metrics(records, skill, verdict, timestamp)
+
+
+def fold_metrics(records: list[Record], timestamp: int) -> list[MetricValue]:
+    """Each horizon's per-fold series, ``<label>/<metric>`` at step = fold index.
+
+    A value's timestamp is its fold's origin date (:func:`origin_timestamps`), so a chart whose x axis is
+    set to "Time (wall)" in the MLflow UI reads the folds by date; ``timestamp`` where origins are no dates.
     """
     out: list[MetricValue] = []
-    means: dict[str, list[float]] = {}
     for record in records:
         if record.ok:
             label = sanitize(record.label)
+            times = origin_timestamps(record.origins) or [timestamp] * len(record.origins)
             for name, values in record.fold_metrics.items():
-                out += [(f"{label}/{name}", float(v), timestamp, step) for step, v in enumerate(values)]
+                out += [(f"{label}/{name}", float(v), times[step], step) for step, v in enumerate(values)]
+    return out
+
+
+def origin_timestamps(origins: list[str]) -> list[int] | None:
+    """The fold origins as milliseconds since the epoch, or None when one is not a date or predates
+    1970 (MLflow refuses negative timestamps)."""
+    import numpy as np
+
+    try:
+        stamps = np.array(origins, dtype="datetime64[ms]").astype(np.int64)
+    except ValueError:
+        return None
+    if len(stamps) != len(origins) or (stamps < 0).any():
+        return None
+    return [int(t) for t in stamps]
+
+
+def aggregate_metrics(
+    records: list[Record], skill: dict[str, dict[str, float]], verdict: Verdict | None, timestamp: int
+) -> list[MetricValue]:
+    """The step-less metrics, at step 0: per label the aggregates, the fold count and the skill;
+    ``all/<name>_mean`` averages each ``_mean`` over the labels; the verdict's compared rows of these
+    records add ``gate/<label>/<metric>_*``. These are what runs are ordered and compared by."""
+    out: list[MetricValue] = []
+    means: dict[str, list[float]] = {}
     for record in records:
         if not record.ok:
             continue
@@ -134,6 +175,33 @@ def run_metrics(
                 out.append((f"{prefix}_p", row.p_adjusted, timestamp, 0))
                 out.append((f"{prefix}_detectable_pct", row.min_detectable_pct, timestamp, 0))
     return out
+
+
+def default_run_name(model: str, tags: dict[str, str]) -> str:
+    """``<model> <short commit> <session start>``, e.g. ``direct_mlp 3f2a1c9 2026-11-27 20:55:03``.
+
+    Unique across sessions and meaningful in the UI's run list and chart legends, where every session's
+    run of one model would otherwise carry the same name. ``+dirty`` marks uncommitted changes.
+    """
+    commit = tags.get("mlflow.source.git.commit", "")[:7]
+    if commit and tags.get("git.dirty") == "true":
+        commit += "+dirty"
+    started = tags.get("forecast.started", "")[:19].replace("T", " ")
+    return " ".join(part for part in (model, commit, started) if part)
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal, NaN included (a metric with nothing to score is NaN in both runs)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def fingerprint(model: str, params: dict[str, str]) -> str:
+    """What makes two reference runs the same backtest: the model's name and every param of its run
+    (library versions, each horizon's schedule, the model's params, the data's fingerprint)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps([model, sorted(params.items())]).encode()).hexdigest()[:32]
 
 
 class RunWriter:
@@ -161,17 +229,79 @@ class RunWriter:
         self.client.delete_run(run_id)
 
     def log_session(self, experiment_id: str, result: SessionResult) -> list[LoggedRun]:
-        """One run per model, with params, stepped and aggregate metrics, manifests, plots and the model."""
+        """One run per model, with params, stepped and aggregate metrics, manifests, plots and the model.
+
+        A reference model whose backtest is unchanged since an earlier run in the experiment (same
+        params, data and schedule, identical results) is not logged again: that run is its record
+        (:meth:`unchanged_run`). The candidate's plots are drawn in a child process meanwhile.
+        """
         by_model: dict[str, list[Record]] = {}
         for record in result.records:
             by_model.setdefault(record.model, []).append(record)
+        drawing = self._start_plots(result) if self.settings.plots else None
         logged = []
         try:
             for model, model_records in by_model.items():
-                logged.append(self._log_model_run(experiment_id, model, model_records, result))
+                logged.append(self._log_or_reuse(experiment_id, model, model_records, result, drawing))
         except Exception as exc:
             raise self.connection.explain(exc, "logging the session") from exc
+        finally:
+            if drawing is not None:
+                drawing.stop()
+                shutil.rmtree(drawing.folder, ignore_errors=True)
         return logged
+
+    def _log_or_reuse(
+        self, experiment_id: str, model: str, records: list[Record], result: SessionResult, drawing: Drawing | None
+    ) -> LoggedRun:
+        role = "candidate" if any(r.role == "candidate" for r in records) else "reference"
+        params = run_params(records, mlflow_version=self.connection.mlflow.__version__)
+        if role == "reference":
+            earlier = self.unchanged_run(experiment_id, model, records, params, result)
+            if earlier is not None:
+                return LoggedRun(model=model, role=role, run_id=earlier, reused=True)
+        return self._log_model_run(experiment_id, model, role, records, params, result, drawing)
+
+    def unchanged_run(
+        self, experiment_id: str, model: str, records: list[Record], params: dict[str, str], result: SessionResult
+    ) -> str | None:
+        """The id of an earlier complete run of this reference backtest with identical results, or None.
+
+        Same fingerprint (model name and every param: library versions, schedules, model params, data
+        fingerprint), FINISHED and completely logged, and every step-less metric equal to this session's:
+        a reference model whose code changed without a param changing gives other numbers and is logged.
+        Only when all of this session's backtests of it passed.
+        """
+        if any(not r.ok for r in records) or any(result.outcomes.get(r.nodeid) != "passed" for r in records):
+            return None
+        found = self.client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`forecast.fingerprint` = '{fingerprint(model, params)}' and attributes.status = 'FINISHED' "
+                "and tags.`forecast.logged` = 'complete' and tags.`forecast.role` = 'reference'"
+            ),
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not found:
+            return None
+        expected = {key: value for key, value, _, _ in aggregate_metrics(records, result.skill, None, 0)}
+        stored = found[0].data.metrics
+        if any(key not in stored or not _same(stored[key], value) for key, value in expected.items()):
+            return None
+        return str(found[0].info.run_id)
+
+    def _start_plots(self, result: SessionResult) -> Drawing | None:
+        from ..plots import start
+
+        jobs = []
+        for record in result.records:
+            if record.role == "candidate" and record.ok:  # a reference is drawn on its candidate's plots
+                base = result.baseline.horizons.get(record.label) if result.baseline else None
+                jobs.append((record, base, naive_reference(list(result.records), record.label)))
+        if not jobs:
+            return None
+        return start(jobs, Path(tempfile.mkdtemp(prefix="forecast-plots-")), self.settings.gate_metrics[0])
 
     def _log_model_artifact(self, run_id: str, records: list[Record]) -> tuple[str | None, str | None]:
         """Log the candidate's model; a failure is reported, never allowed to lose the metrics already logged."""
@@ -210,21 +340,30 @@ class RunWriter:
         tags.update(writer_tags())
         return {key: mask_text(str(value), secrets_from=self.connection.uri) for key, value in tags.items()}
 
-    def _log_model_run(self, experiment_id: str, model: str, records: list[Record], result: SessionResult) -> LoggedRun:
+    def _log_model_run(
+        self,
+        experiment_id: str,
+        model: str,
+        role: str,
+        records: list[Record],
+        params: dict[str, str],
+        result: SessionResult,
+        drawing: Drawing | None,
+    ) -> LoggedRun:
         from mlflow.entities import Param
 
         verdict = result.verdict
-        role = "candidate" if any(r.role == "candidate" for r in records) else "reference"
         node_outcomes = [result.outcomes.get(r.nodeid, "unknown") for r in records]
-        # FAILED: one of its tests failed, a backtest did not complete, or (a candidate) the gate failed it
+        # FAILED: one of its tests failed, a backtest did not complete, or the gate failed it for a regression
+        regressed = verdict is not None and any(row.model == model for row in verdict.regressions)
         failed = (
             any(o == "failed" for o in node_outcomes)
             or any(not r.ok for r in records)
-            or (role == "candidate" and fails_session(verdict, self.settings))
+            or (regressed and fails_session(verdict, self.settings))
         )
         run_status = result.status if result.status != "FINISHED" else ("FAILED" if failed else "FINISHED")
-        tags = self._run_tags(model, role, records, result)
-        run_name = f"{self.settings.run_name}-{model}" if self.settings.run_name else model
+        tags = {**self._run_tags(model, role, records, result), "forecast.fingerprint": fingerprint(model, params)}
+        run_name = f"{self.settings.run_name}-{model}" if self.settings.run_name else default_run_name(model, tags)
         start = int(time.time() * 1000)
         run = self.client.create_run(
             experiment_id, start_time=start, run_name=run_name, tags={k: str(v)[:5000] for k, v in tags.items()}
@@ -232,23 +371,28 @@ class RunWriter:
         run_id = run.info.run_id
         model_uri = None
         try:
-            params = run_params(records, mlflow_version=self.connection.mlflow.__version__)
-            metrics = run_metrics(records, result.skill, verdict, start)
-            self._batched(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()], tags=[])
+            # the step-less metrics first: MLflow 3 links a run's step-0 metrics to a model logged in it,
+            # reading back every series that has a value at step 0, so the model comes before the folds
+            aggregates = aggregate_metrics(records, result.skill, verdict, start)
+            self._batched(run_id, metrics=aggregates, params=[Param(k, v) for k, v in params.items()], tags=[])
+            model_error = None
+            if role == "candidate":
+                model_uri, model_error = self._log_model_artifact(run_id, records)
+            self._batched(run_id, metrics=fold_metrics(records, start), params=[], tags=[])
             for record in records:
                 if record.ok:
-                    self.client.log_dict(run_id, record.manifest(), f"manifests/{sanitize(record.label)}.json")
+                    # compact JSON: log_dict indents, which takes json's pure-Python encoder (~10x slower)
+                    manifest = json.dumps(record.manifest(), separators=(",", ":"))
+                    self.client.log_text(run_id, manifest, f"manifests/{sanitize(record.label)}.json")
             self._log_dataset(run_id, records)
-            if role == "candidate" and self.settings.plots:  # a reference is drawn on its candidate's plots
-                self._log_plots(run_id, records, list(result.records), result.baseline)
+            if drawing is not None and role == "candidate":
+                for path in drawing.collect().get(model, []):
+                    self.client.log_artifact(run_id, str(path), "plots")
             if verdict is not None and role == "candidate":
                 from ..report import markdown, to_json
 
                 self.client.log_text(run_id, markdown(verdict, self.settings.gate), "gate/verdict.md")
                 self.client.log_text(run_id, to_json(verdict, self.settings.gate), "gate/verdict.json")
-            model_error = None
-            if role == "candidate":
-                model_uri, model_error = self._log_model_artifact(run_id, records)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run ends KILLED, as the README promises
             self.client.set_terminated(run_id, "KILLED")
             raise
@@ -311,22 +455,6 @@ class RunWriter:
             except Exception as exc:  # a UI nicety; the fingerprint params carry the same facts
                 log.warning("could not record the dataset input: %s", exc)
 
-    def _log_plots(
-        self, run_id: str, records: list[Record], all_records: list[Record], baseline: Baseline | None
-    ) -> None:
-        from ..plots import figures
-
-        with tempfile.TemporaryDirectory(prefix="forecast-plots-") as tmp:
-            for record in records:
-                if not record.ok:
-                    continue
-                naive = naive_reference(all_records, record.label)
-                base = baseline.horizons.get(record.label) if baseline else None
-                for path in figures(
-                    record, Path(tmp), baseline=base, reference=naive, metric=self.settings.gate_metrics[0]
-                ):
-                    self.client.log_artifact(run_id, str(path), "plots")
-
     def _log_model(self, run_id: str, records: list[Record]) -> str | None:
         files = {
             r.label: (r.model_file, r.model_kind, r.input_example, r.horizon) for r in records if r.ok and r.model_file
@@ -335,5 +463,10 @@ class RunWriter:
             return None
         from ..pyfunc import log_bundle
 
-        with self.connection.mlflow.start_run(run_id=run_id, nested=False), quiet_mlflow():
-            return log_bundle(files)
+        try:
+            with self.connection.mlflow.start_run(run_id=run_id, nested=False), quiet_mlflow():
+                return log_bundle(files)
+        finally:
+            # leaving start_run ends the run (FINISHED, or FAILED on an error); the rest of it is still
+            # to be written, and a session killed meanwhile must leave it RUNNING for the next to reap
+            self.client.update_run(run_id, status="RUNNING")

@@ -112,7 +112,10 @@ def test_every_bad_input_fails_its_test_with_a_clear_message(pytester, empty_sto
     # what ran is still logged: each bad model's run ends FAILED and names its error
     result.stdout.fnmatch_lines(["*logged candidate bad_raises: run *"])
     client = MlflowClient(tracking_uri=uri)
-    runs = {run.info.run_name: run for run in client.search_runs([client.get_experiment_by_name("bad").experiment_id])}
+    runs = {
+        run.data.tags["forecast.model"]: run
+        for run in client.search_runs([client.get_experiment_by_name("bad").experiment_id])
+    }
     for mode, fragment in [
         ("length", "expected (5,)"),
         ("nan", "NaN/inf"),

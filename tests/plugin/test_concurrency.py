@@ -24,11 +24,15 @@ pytestmark = [pytest.mark.mlflow, pytest.mark.slow]
 # the full stress run, twenty each, is `tox -e stress`.
 REPETITIONS = int(os.environ.get("FORECAST_CONCURRENCY_REPETITIONS", "3"))
 
+# Each session draws its own series (INNER_SEED), so each logs its runs: a session whose reference models
+# are unchanged since another's would rightly reuse that session's runs, and write nothing to race with.
 INNER = """
+import os
 import numpy as np, pandas as pd, pytest
 import backtest as bt
 
-SERIES = pd.Series(500 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.005, 300))),
+RNG = np.random.default_rng(int(os.environ.get("INNER_SEED", "3")))
+SERIES = pd.Series(500 * np.exp(np.cumsum(RNG.normal(0, 0.005, 300))),
                    index=pd.bdate_range("2020-01-01", periods=300))
 
 @pytest.mark.parametrize("horizon", [3, 5, 7, 10], ids=lambda h: f"{h}d")
@@ -102,9 +106,14 @@ def test_two_sessions_at_once_on_a_fresh_store(tmp_path, repetition):
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     processes = [
         subprocess.Popen(
-            _command(uri), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            _command(uri),
+            cwd=tmp_path,
+            env={**env, "INNER_SEED": str(seed)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-        for _ in range(2)
+        for seed in (3, 4)
     ]
     outputs = [p.communicate(timeout=300)[0] for p in processes]
     for process, output in zip(processes, outputs):

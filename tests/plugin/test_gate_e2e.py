@@ -11,6 +11,7 @@ horizons, "improved" (an AR(1)) clearly better.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -197,11 +198,12 @@ def test_a_degraded_candidate_fails_the_horizon_that_regressed(
             TABLE_HEADER,
             "candidate  5d       rmse  * +0.00%    1.0000  20/20 * ok",
             "candidate  10d      rmse  * +*%    0.0*  19/19 * REGRESSED",
-            "reason: candidate 10d rmse regressed",
+            "p: one-sided Diebold-Mariano*",
             f"registered candidate as {EXPERIMENT} v2; alias 'champion' NOT moved: gate verdict fail; only pass (or no "
             "champion yet) promotes",
         ]
     )
+    result.stdout.no_fnmatch_line("reason: *")  # the REGRESSED row is the reason; no line repeats it
     # the short summary names the regressed horizon and its test, and no test is reported failed
     result.stdout.fnmatch_lines(
         ["ERROR forecast-gate - forecast gate: 10d rmse regressed (test_backtest[[]10])", "*= 2 passed, 1 error in *"]
@@ -210,8 +212,12 @@ def test_a_degraded_candidate_fails_the_horizon_that_regressed(
 
     assert champion(champion_store)[0] == "1"
     assert champion_store.client().get_model_version(EXPERIMENT, "2").tags["forecast.verdict"] == "fail"
-    run = champion_store.latest()
+    champion_run, run = champion_store.runs()[-2:]
     assert (run.info.status, run.data.tags["forecast.verdict"]) == ("FAILED", "fail")
+    # runs are named <model> <short commit> <session start> (no git here), so the UI tells sessions apart
+    for named in (champion_run, run):
+        assert re.fullmatch(r"candidate \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", named.info.run_name), named.info.run_name
+    assert champion_run.info.run_name != run.info.run_name
     payload = json.loads((pytester.path / "gate.json").read_text())
     assert payload["status"] == "fail"
     assert [(row["label"], row["regressed"]) for row in payload["rows"]] == [("5d", False), ("10d", True)]
@@ -238,7 +244,8 @@ def test_the_junit_report_of_a_regression_carries_the_holm_p_value(
     assert "forecast.5d.rmse.p_holm" not in gate  # only the regressed horizon
     # the regressed horizon's own testcase: reported once, passed, with its comparison
     ten = {k: v for case in cases["test_backtest[10]"] for k, v in case.items()}
-    assert ten["forecast.10d.rmse.status"] == "compared" and float(ten["forecast.10d.rmse.delta_pct"]) > 20
+    assert ten["forecast.10d.rmse.status"] == "compared"
+    assert float(ten["forecast.10d.rmse.delta_pct"]) > 20
     assert len(cases["test_backtest[10]"]) == 1
 
 
@@ -261,10 +268,11 @@ def test_warn_mode_reports_the_regression_without_failing(
             TABLE_HEADER,
             "candidate  5d       rmse  * ok",
             "candidate  10d      rmse  * +*%    0.0*  19/19 * REGRESSED",
-            "reason: candidate 10d rmse regressed",
+            "p: one-sided Diebold-Mariano*",
             f"registered candidate as {EXPERIMENT} v2",
         ]
     )
+    result.stdout.no_fnmatch_line("reason: *")
     result.stdout.no_fnmatch_line("*FAILED*")
     assert champion(champion_store)[0] == "1"  # registering never moves the alias
     assert champion_store.latest().data.tags["forecast.verdict"] == "fail"

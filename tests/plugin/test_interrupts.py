@@ -1,8 +1,9 @@
 """Sessions that end badly: SIGTERM or SIGKILL while logging, and a store that must never be collected.
 
 A session is stopped at a known point by an inner ``conftest.py`` (:data:`SLOW_LOGGING`) that makes
-``RunWriter._log_plots`` touch a marker file and then sleep: once the marker exists, the candidate's run
-is open, its metrics are logged, and the signal is sure to land while the session writes to MLflow.
+``RunWriter._log_dataset`` (called once a run's metrics and manifests are written) touch a marker file
+and then sleep: once the marker exists, the candidate's run is open, its metrics are logged, its plots
+are being drawn, and the signal is sure to land while the session writes to MLflow.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
 
 MARKER_VARIABLE = "FORECAST_TEST_SLOW_LOGGING"
 
-#: The inner conftest: with MARKER_VARIABLE set, logging the plots touches that file and sleeps 30 s.
+#: The inner conftest: with MARKER_VARIABLE set, recording the dataset input touches that file and sleeps 30 s.
 SLOW_LOGGING = f"""
     import os
     import time
@@ -41,11 +42,11 @@ SLOW_LOGGING = f"""
             return
         from pytest_forecast_mlflow.tracking.runs import RunWriter
 
-        def slow_log_plots(self, *args, **kwargs):
+        def slow_log_dataset(self, *args, **kwargs):
             Path(marker).touch()
             time.sleep(30)
 
-        RunWriter._log_plots = slow_log_plots
+        RunWriter._log_dataset = slow_log_dataset
 """
 
 KILLED_SUMMARY = "marked 1 run(s) KILLED whose session died without closing them: *"
@@ -53,7 +54,7 @@ KILLED_SUMMARY = "marked 1 run(s) KILLED whose session died without closing them
 
 @pytest.fixture
 def slow_session(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    """Start the inner suite in a subprocess whose logging stalls in ``_log_plots``; return it once it is there.
+    """Start the inner suite in a subprocess whose logging stalls in ``_log_dataset``; return it once it is there.
 
     ``slow_session(store)`` returns ``(process, output)``: the process and the file its stdout and stderr
     go to (a file, not a pipe, so a chatty session never blocks on a full pipe). A process the test
@@ -64,7 +65,7 @@ def slow_session(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     def start(store: Store) -> tuple[subprocess.Popen, Path]:
         make_project(pytester)
         pytester.makeconftest(textwrap.dedent(SLOW_LOGGING))
-        marker = pytester.path / "logging-plots"
+        marker = pytester.path / "logging-dataset"
         monkeypatch.setenv(MARKER_VARIABLE, str(marker))
         output = pytester.path / "session.log"
         command = [sys.executable, "-m", "pytest", *INNER_FLAGS, "--mlflow-experiment", EXPERIMENT,
@@ -74,7 +75,7 @@ def slow_session(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
         deadline = time.monotonic() + 120
         while not marker.exists():
             if started[-1].poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the inner session never reached _log_plots:\n{output.read_text()}")
+                pytest.fail(f"the inner session never reached _log_dataset:\n{output.read_text()}")
             time.sleep(0.1)
         return started[-1], output
 

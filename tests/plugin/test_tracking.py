@@ -46,7 +46,7 @@ def git(folder: Path, *args: str) -> str:
 
 
 def statuses(store: Store) -> dict[str, str]:
-    return {run.info.run_name: run.info.status for run in store.runs()}
+    return {run.data.tags["forecast.model"]: run.info.status for run in store.runs()}
 
 
 def expected_backtest(model, horizon: int) -> backtest.BacktestResult:
@@ -202,6 +202,57 @@ def test_a_session_logs_one_run_per_model(
     assert reference_artifacts == {"manifests"}
 
 
+SHIFTED_REFERENCE_SUITE = """
+    import os
+
+    import numpy as np
+
+    from backtest import WalkForward
+    from forecast_e2e.models import data
+
+
+    class Shifted:
+        # a change of code that no param shows: REFERENCE_SHIFT moves every forecast
+        def fit(self, history):
+            pass
+
+        def predict(self, history, steps):
+            return np.repeat(history[-1] + float(os.environ.get("REFERENCE_SHIFT", "0")), steps)
+
+
+    def test_naive_reference(walk_forward):
+        walk_forward(Shifted(), data("5d"), WalkForward(horizon=5, step=5, initial=200), name="naive", role="reference")
+"""
+
+
+def test_an_unchanged_reference_is_not_logged_again_and_a_changed_one_is(
+    pytester: pytest.Pytester, empty_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_project(pytester)
+    pytester.makepyfile(test_reference=SHIFTED_REFERENCE_SUITE)
+
+    first = run_tracked(pytester, empty_store, "test_reference.py")
+    again = run_tracked(pytester, empty_store, "test_reference.py")
+    monkeypatch.setenv("REFERENCE_SHIFT", "0.5")
+    changed = run_tracked(pytester, empty_store, "test_reference.py")
+
+    assert first.ret == again.ret == changed.ret == pytest.ExitCode.OK
+    runs = empty_store.runs()
+    assert len(runs) == 2, [run.info.run_name for run in runs]  # the first session's, then the changed one's
+    original, shifted = runs
+    again.stdout.fnmatch_lines(
+        [
+            f"reference naive: unchanged since run {original.info.run_id} (same params, data and results), "
+            "not logged again"
+        ]
+    )
+    assert "logged reference naive" not in again.stdout.str()
+    changed.stdout.fnmatch_lines([f"logged reference naive: run {shifted.info.run_id} in experiment *"])
+    # same fingerprint (no param changed), other results: the change is on record, not hidden by reuse
+    assert shifted.data.tags["forecast.fingerprint"] == original.data.tags["forecast.fingerprint"]
+    assert shifted.data.metrics["5d/rmse_mean"] != original.data.metrics["5d/rmse_mean"]
+
+
 FAILURES_SUITE = """
     from backtest import Naive, WalkForward
     from forecast_e2e.models import data
@@ -246,7 +297,7 @@ def test_failing_backtest_tests_end_their_runs_failed(pytester: pytest.Pytester,
         ]
     )
     assert statuses(empty_store) == {"broken": "FAILED", "flaky": "FAILED", "fine": "FINISHED"}
-    runs = {run.info.run_name: run for run in empty_store.runs()}
+    runs = {run.data.tags["forecast.model"]: run for run in empty_store.runs()}
     broken, flaky = runs["broken"].data, runs["flaky"].data
     assert broken.tags["forecast.errors"].startswith("5d: ModelError: fold 0 (origin 2021-10-08")
     assert broken.tags["forecast.errors"].endswith("): ValueError: no forecast today")

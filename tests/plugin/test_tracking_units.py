@@ -28,6 +28,8 @@ pytestmark = pytest.mark.usefixtures("hermetic")
 
 ORIGINS = ["2024-01-05", "2024-01-12", "2024-01-19"]
 TIMESTAMP = 1_700_000_000_000
+#: ORIGINS at midnight UTC, in milliseconds since the epoch
+ORIGIN_MS = [1_704_412_800_000, 1_705_017_600_000, 1_705_622_400_000]
 
 
 def make_record(
@@ -61,9 +63,23 @@ def make_record(
 def by_key(metrics: list[tuple[str, float, int, int]]) -> dict[str, list[tuple[int, float]]]:
     out: dict[str, list[tuple[int, float]]] = {}
     for key, value, timestamp, step in metrics:
-        assert timestamp == TIMESTAMP
+        # a per-fold value is stamped with its fold's origin date; a step-less one with the run's time
+        stepped = key.rpartition("/")[2] in ("rmse", "mae")
+        assert timestamp == (ORIGIN_MS[step] if stepped else TIMESTAMP), (key, step, timestamp)
         out.setdefault(key, []).append((step, value))
     return out
+
+
+def test_a_fold_value_carries_its_origin_date_as_timestamp_so_the_ui_can_chart_by_date() -> None:
+    from pytest_forecast_mlflow.tracking.runs import fold_metrics, origin_timestamps
+
+    assert origin_timestamps(ORIGINS) == ORIGIN_MS
+    # origins that are positions, not dates, or that predate 1970 (MLflow refuses negative timestamps)
+    for origins in (["0", "1"], ["1969-12-31", "1970-01-02"], ["2024-01-05", "next week"]):
+        assert origin_timestamps(origins) is None, origins
+    record = make_record()
+    undated = Record(**{**record.__dict__, "origins": ["0", "5", "10"]})
+    assert {ts for _, _, ts, _ in fold_metrics([undated], TIMESTAMP)} == {TIMESTAMP}
 
 
 # ----------------------------------------------------------------------------------------- run params
@@ -160,6 +176,46 @@ def test_a_failed_backtest_logs_no_metrics() -> None:
 
     assert not [key for key in metrics if key.startswith("10d/")]
     assert metrics["all/rmse_mean"] == [(0, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("tags", "name"),
+    [
+        (
+            {
+                "mlflow.source.git.commit": "3f2a1c9d0e",
+                "git.dirty": "false",
+                "forecast.started": "2026-11-27T20:55:03-03:00",
+            },
+            "direct_mlp 3f2a1c9 2026-11-27 20:55:03",
+        ),
+        (
+            {
+                "mlflow.source.git.commit": "3f2a1c9d0e",
+                "git.dirty": "true",
+                "forecast.started": "2026-11-27T20:55:03+00:00",
+            },
+            "direct_mlp 3f2a1c9+dirty 2026-11-27 20:55:03",
+        ),
+        ({"forecast.started": "2026-11-27T20:55:03+00:00"}, "direct_mlp 2026-11-27 20:55:03"),  # no git
+        ({}, "direct_mlp"),  # a journal written before sessions recorded their start
+    ],
+)
+def test_runs_are_named_by_model_commit_and_session_start(tags: dict[str, str], name: str) -> None:
+    from pytest_forecast_mlflow.tracking.runs import default_run_name
+
+    assert default_run_name("direct_mlp", tags) == name
+
+
+def test_a_reference_run_is_reused_only_when_its_fingerprint_and_results_match() -> None:
+    from pytest_forecast_mlflow.tracking.runs import aggregate_metrics, fingerprint
+
+    params = {"5d.horizon": "5", "data.sha256": "abc", "version.numpy": "2.0"}
+    assert fingerprint("naive", params) == fingerprint("naive", dict(reversed(list(params.items()))))
+    assert fingerprint("naive", params) != fingerprint("drift", params)
+    assert fingerprint("naive", params) != fingerprint("naive", {**params, "data.sha256": "abd"})
+    # the results compared: the step-less metrics only, never a per-fold series
+    assert all(step == 0 for _, _, _, step in aggregate_metrics([make_record(label="5d")], {}, None, TIMESTAMP))
 
 
 def test_the_verdict_adds_the_compared_rows_of_these_records_only() -> None:

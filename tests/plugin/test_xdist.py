@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .conftest import NODE_10D, make_project, metric_history, run_tracked
+from .conftest import make_project, metric_history, run_tracked
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.usefixtures("hermetic")]
 
@@ -66,8 +66,8 @@ def test_workers_log_and_judge_exactly_what_one_process_does(
 
     # the champion's run, then this session's candidate and reference
     assert len(store_par.runs()) == len(store_n0.runs()) == 3
-    runs_par = {run.info.run_name: run for run in store_par.runs()[1:]}
-    runs_n0 = {run.info.run_name: run for run in store_n0.runs()[1:]}
+    runs_par = {run.data.tags["forecast.model"]: run for run in store_par.runs()[1:]}
+    runs_n0 = {run.data.tags["forecast.model"]: run for run in store_n0.runs()[1:]}
     assert sorted(runs_par) == sorted(runs_n0) == ["candidate", "naive"]
     assert runs_par["candidate"].data.tags["forecast.verdict"] == "fail"
     for name, run_par in runs_par.items():
