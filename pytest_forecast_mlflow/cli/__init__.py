@@ -1,4 +1,5 @@
-"""The ``forecast-mlflow`` command: look at, serve, back up and restore the embedded MLflow store.
+"""The ``forecast-mlflow`` command: look at, serve, back up and restore the embedded MLflow store, and
+manage the champion.
 
 ::
 
@@ -8,10 +9,12 @@
     forecast-mlflow backup    DEST [--force] [--artifact-root DIR]
     forecast-mlflow restore   SRC [--force] [--artifact-root DIR]
     forecast-mlflow replay    [JOURNAL ...] [--to-other-store]
+    forecast-mlflow champion  show | history | rollback | promote | best  [--model NAME] ...
 
 One module per command group over a thin entry: :mod:`.main` (the parser, :func:`main`, the masked
 output, exit codes), :mod:`.base` (the store a command works on, :class:`CliError`), then
-:mod:`.dashboard`, :mod:`.ui`, :mod:`.backup` (backup and restore) and :mod:`.replay`. They handle
+:mod:`.dashboard`, :mod:`.ui`, :mod:`.backup` (backup and restore), :mod:`.replay` and
+:mod:`.champion` (the champion's lifecycle). They handle
 arguments and output; the work is in the library: :mod:`pytest_forecast_mlflow.backup`,
 :mod:`pytest_forecast_mlflow.tracking.views` (the only MLflow calls) and
 :mod:`pytest_forecast_mlflow.journal`.

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO, cast
 
 from pytest_forecast_mlflow import __version__
-from pytest_forecast_mlflow.cli import backup, dashboard, replay, ui
+from pytest_forecast_mlflow.cli import backup, champion, dashboard, replay, ui
 from pytest_forecast_mlflow.cli.base import ARTIFACT_ROOT_HELP, PROG, TRACKING_URI_HELP, CliError, Parser
 from pytest_forecast_mlflow.store import TRACKING_URI_ENV, first_line, mask_text
 
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_parser(commands, common, artifact_root)
     backup.add_parsers(commands, common, artifact_root)
     replay.add_parser(commands, common)
+    champion.add_parser(commands, common)
     return parser
 
 

@@ -10,6 +10,7 @@ One room per job; :class:`Tracking` opens them on one connection:
 * :mod:`.baseline`: reading the champion;
 * :mod:`.runs`: writing runs (and the pure :func:`run_params`/:func:`run_metrics` behind them);
 * :mod:`.registry`: registering versions and moving the alias under the promotion lock.
+* :mod:`.history`: the append-only record of every alias move, kept in the registry.
 """
 
 from __future__ import annotations

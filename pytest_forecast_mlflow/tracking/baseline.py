@@ -9,7 +9,7 @@ from typing import Any
 
 from ..gate import Baseline, BaselineHorizon
 from ..store import local_path
-from .connection import Connection, StoreUnavailable, TrackingError, error_is
+from .connection import Connection, StoreUnavailable, TrackingError, error_is, live_run
 
 
 class BaselineReader:
@@ -96,15 +96,11 @@ class BaselineReader:
                 return ids
 
     def _baseline_run(self, name: str, version: Any) -> Any:
-        from mlflow.exceptions import MlflowException
 
         if not version.run_id:
             raise TrackingError(f"{name} v{version.version} has no source run; the gate cannot read its folds")
-        try:
-            run = self.client.get_run(version.run_id)
-        except MlflowException:
-            run = None
-        if run is None or run.info.lifecycle_stage == "deleted":
+        run = live_run(self.client, version.run_id)
+        if run is None:
             raise TrackingError(
                 f"the baseline {name} v{version.version} points at run {version.run_id}, which is deleted; "
                 f"restore it (mlflow runs restore --run-id {version.run_id}) or move the "

@@ -354,3 +354,14 @@ class Connection:
             raise
         except Exception as exc:
             raise self.explain(exc, f"getting experiment {name!r}") from None
+
+
+def live_run(client: Any, run_id: str) -> Any | None:
+    """The run ``run_id``, or None when it does not exist or is deleted (MLflow keeps deleted runs)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return None
+    return None if run.info.lifecycle_stage == "deleted" else run
