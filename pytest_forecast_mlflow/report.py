@@ -15,7 +15,7 @@ from .records import Record, naive_reference
 HEADERS = ("model", "horizon", "metric", "baseline", "candidate", "delta", "p (Holm)", "folds", "detectable", "verdict")
 
 
-def _num(value: float, digits: int = 4) -> str:
+def significant(value: float, digits: int = 4) -> str:
     """``value`` to ``digits`` significant digits, trailing zeros kept, so a column reads alike (21.50, 15.81)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -53,8 +53,8 @@ def cells(row: Row) -> tuple[str, ...]:
         row.model,
         row.label,
         row.metric,
-        _num(row.baseline),
-        _num(row.candidate),
+        significant(row.baseline),
+        significant(row.candidate),
         _pct(row.delta_pct),
         _p(row),
         folds,
@@ -139,8 +139,8 @@ def failure_message(row: Row, baseline: str) -> str:
         else f", p{'' if shown.startswith('<') else '='}{shown} (Holm-adjusted, one-sided DM-HLN)"
     )
     return (
-        f"forecast regression at {row.label} on {row.metric}: candidate {_num(row.candidate)} vs baseline "
-        f"{_num(row.baseline)} ({_pct(row.delta_pct)}){p} over {row.n_folds} paired folds; baseline {baseline}"
+        f"forecast regression at {row.label} on {row.metric}: candidate {significant(row.candidate)} vs baseline "
+        f"{significant(row.baseline)} ({_pct(row.delta_pct)}){p} over {row.n_folds} paired folds; baseline {baseline}"
     )
 
 

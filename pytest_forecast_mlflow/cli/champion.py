@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pytest_forecast_mlflow.cli.base import CliError, Parser, positive_int, store_args
+from pytest_forecast_mlflow.report import significant
 from pytest_forecast_mlflow.settings import OPTIONS, default_of
 
 if TYPE_CHECKING:
@@ -137,7 +138,9 @@ def format_show(report: ChampionReport, shown_uri: str) -> str:
         ("commit", commit),
     ]
     for label, values in report.aggregates.items():
-        shown = "  ".join(f"{key.removesuffix('_mean')} {value:.6g}" for key, value in values.items() if key != "folds")
+        shown = "  ".join(
+            f"{key.removesuffix('_mean')} {significant(value)}" for key, value in values.items() if key != "folds"
+        )
         folds = values.get("folds")
         rows.append((label, f"{shown}  (means over {folds:.0f} folds)" if folds is not None else shown))
     width = max(len(key) for key, _ in rows)
@@ -174,7 +177,7 @@ def format_ranking(name: str, metric: str, direction: str, ranked: Sequence[Rank
             [
                 str(position) if item.value is not None else "-",
                 f"v{item.version}",
-                f"{item.value:.6g}" if item.value is not None else f"- (no {metric})",
+                significant(item.value) if item.value is not None else f"- (no {metric})",
                 item.verdict or "-",
                 item.run_id[:8] or "-",
                 ", ".join(item.aliases) or "-",

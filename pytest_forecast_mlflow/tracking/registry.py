@@ -124,8 +124,6 @@ def rank_versions(client: Any, name: str, metric: str = "all/rmse_mean") -> list
     (``value`` None); equal values rank the newer version first. Raises ValueError for a metric that
     cannot rank a backtest (see :func:`ranking_direction`).
     """
-    from mlflow.exceptions import MlflowException
-
     sign = -1.0 if ranking_direction(metric) == "higher" else 1.0
     aliases: dict[str, list[str]] = {}
     for alias, version in (client.get_registered_model(name).aliases or {}).items():
@@ -133,13 +131,9 @@ def rank_versions(client: Any, name: str, metric: str = "all/rmse_mean") -> list
     ranked = []
     for version in client.search_model_versions(f"name='{name}'"):
         value = None
-        if version.run_id:
-            try:
-                run = client.get_run(version.run_id)
-            except MlflowException:
-                run = None
-            if run is not None and run.info.lifecycle_stage != "deleted":
-                value = run.data.metrics.get(metric)
+        run = live_run(client, version.run_id) if version.run_id else None
+        if run is not None:
+            value = run.data.metrics.get(metric)
         number = str(version.version)
         ranked.append(
             RankedVersion(

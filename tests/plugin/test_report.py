@@ -547,7 +547,7 @@ def test_skill_theil_u_is_pooled_rmse_over_the_no_change_rmse() -> None:
     [(21.5, "21.50"), (15.8125, "15.81"), (1.0, "1.000"), (1234.4, "1234"), (0.00012345, "0.0001234"), (0.0, "0")],
 )
 def test_table_numbers_keep_four_significant_digits_with_their_trailing_zeros(value: float, shown: str) -> None:
-    assert report._num(value) == shown
+    assert report.significant(value) == shown
 
 
 def test_a_tiny_p_value_reads_p_below_not_p_equals_below() -> None:
