@@ -26,6 +26,13 @@ def _dates(origins: list[str]):
     return parsed if not parsed.isna().any() else np.arange(len(origins))
 
 
+def _margins(fig) -> None:
+    """Fixed margins in inches, room for tick labels, axis labels and the title: what ``tight_layout``
+    would compute, without the extra rendering pass it takes (half of drawing a figure)."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.85 / width, right=1 - 0.2 / width, bottom=0.55 / height, top=1 - 0.35 / height)
+
+
 def figures(
     record: Record, folder: Path, *, baseline=None, reference: Record | None = None, metric: str = "rmse"
 ) -> Iterator[Path]:
@@ -54,7 +61,7 @@ def figures(
     ax.set_xlabel("forecast origin")
     ax.set_ylabel(record.series_name or "series value")
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
+    _margins(fig)
     path = folder / f"{label}_forecast_vs_actual.png"
     fig.savefig(path)
     yield path
@@ -82,7 +89,7 @@ def figures(
     ax.set_xlabel("forecast origin")
     ax.set_ylabel(metric)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
+    _margins(fig)
     path = folder / f"{label}_fold_error_vs_champion.png"
     fig.savefig(path)
     yield path
@@ -105,7 +112,7 @@ def figures(
     ax.set_xlabel("steps ahead")
     ax.set_ylabel("RMSE (pooled over folds)")
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
+    _margins(fig)
     path = folder / f"{label}_error_by_step.png"
     fig.savefig(path)
     yield path
@@ -114,20 +121,49 @@ def figures(
 # -- drawing in another process ------------------------------------------------------------------------
 #
 # Importing matplotlib and rendering a session's PNGs takes seconds of one core; a gated session spends
-# the same seconds writing metrics to the store. So the session starts the drawing in a child process
-# (:func:`start`) before it writes anything, and picks the files up (:meth:`Drawing.collect`) when its
-# candidate's run needs them.
+# the same seconds writing metrics to the store. So the drawing happens in a child process: started
+# (:func:`spawn`) as soon as a candidate is known, it imports matplotlib while the tests still run, and
+# draws each horizon as it is sent (:meth:`Drawing.draw`, possibly while the tests run, until
+# :meth:`Drawing.finish`); the session picks the files up (:meth:`Drawing.collect`) when its candidate's
+# run needs them. A horizon sent twice is drawn twice, the later drawing kept.
 
 #: one horizon to draw: the candidate's record, the champion's folds at its label, the naive reference
 Job = tuple[Record, Any, "Record | None"]
 
 
 class Drawing:
-    """A child process drawing the PNGs of some horizons into ``folder``."""
+    """A child process drawing the PNGs of some horizons into ``folder``, once it is sent them."""
 
     def __init__(self, process: subprocess.Popen[bytes], folder: Path) -> None:
         self.process = process
         self.folder = folder
+
+    def draw(self, job: Job, metric: str) -> None:
+        """Hand the child one horizon to draw (it reads them from its stdin)."""
+        if self.process.stdin is None:
+            raise RuntimeError("the drawing was finished already")
+        try:
+            pickle.dump((job, metric), self.process.stdin)
+            self.process.stdin.flush()
+        except OSError:  # the child died: collect() says why
+            pass
+
+    def finish(self) -> None:
+        """Nothing more to draw: the child writes its list of files and ends."""
+        stdin, self.process.stdin = self.process.stdin, None  # communicate() must not touch it again
+        if stdin is None:
+            return
+        try:
+            with stdin:
+                pickle.dump(None, stdin)
+        except OSError:
+            pass
+
+    def send(self, jobs: list[Job], metric: str) -> None:
+        """Draw ``jobs``, and nothing more."""
+        for job in jobs:
+            self.draw(job, metric)
+        self.finish()
 
     def collect(self, timeout: float = 300.0) -> dict[str, list[Path]]:
         """The PNGs drawn, by the model they belong to; raises with the child's error when drawing failed."""
@@ -149,30 +185,43 @@ class Drawing:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
 
 
-def start(jobs: list[Job], folder: Path, metric: str) -> Drawing:
-    """Start drawing ``jobs`` into ``folder`` in a child process of this interpreter."""
+def spawn(folder: Path) -> Drawing:
+    """Start a child of this interpreter that imports matplotlib and then waits for its jobs."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "jobs.pickle", "wb") as handle:
-        pickle.dump((jobs, metric), handle)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "MPLBACKEND": "Agg"}
     process = subprocess.Popen(
-        [sys.executable, "-m", __name__, str(folder)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", __name__, str(folder)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     return Drawing(process, folder)
 
 
+def start(jobs: list[Job], folder: Path, metric: str) -> Drawing:
+    """Start drawing ``jobs`` into ``folder`` in a child process of this interpreter."""
+    drawing = spawn(folder)
+    drawing.send(jobs, metric)
+    return drawing
+
+
 def _draw(folder: Path) -> None:
-    with open(folder / "jobs.pickle", "rb") as handle:
-        jobs, metric = pickle.load(handle)  # noqa: S301 - written by this session's own process
-    lines = []
-    for record, baseline, reference in jobs:
+    import matplotlib.figure  # noqa: F401 - the slow import, done while the session still runs
+    import pandas  # noqa: F401
+
+    drawn: dict[Path, str] = {}
+    while (item := pickle.load(sys.stdin.buffer)) is not None:  # noqa: S301 - from this session's own process
+        (record, baseline, reference), metric = item
         target = folder / sanitize(record.model)
         target.mkdir(exist_ok=True)
         for path in figures(record, target, baseline=baseline, reference=reference, metric=metric):
-            lines.append(f"{record.model}\t{path}")
-    (folder / "drawn.txt").write_text("\n".join(lines) + "\n")
+            drawn[path] = record.model
+    (folder / "drawn.txt").write_text("".join(f"{model}\t{path}\n" for path, model in drawn.items()))
 
 
 if __name__ == "__main__":

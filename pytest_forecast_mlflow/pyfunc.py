@@ -33,6 +33,12 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
+def prepare(kind: str | None) -> None:
+    """Import what :func:`log_bundle` will need for a model of ``kind``, ahead of time (see tracking/agent.py)."""
+    if kind == "torch":
+        import mlflow.pytorch  # noqa: F401 - imports torch
+
+
 def _requirements(torch_used: bool) -> list[str]:
     import cloudpickle
     import pandas
@@ -157,8 +163,9 @@ def _pinned_requirements_trusted() -> Iterator[None]:
         yield
 
 
-def log_bundle(files: dict[str, tuple[str, str | None, Any, int]]) -> str:
-    """Log the per-label model files as one pyfunc model in the active run; return its model URI."""
+def log_bundle(files: dict[str, tuple[str, str | None, Any, int]]) -> tuple[str, str | None]:
+    """Log the per-label model files as one pyfunc model in the active run; return its model URI and,
+    on MLflow 3, its logged model's id (None on 2.x)."""
     torch_used = any(kind == "torch" for _, kind, _, _ in files.values())
     requirements = _requirements(torch_used)
     with tempfile.TemporaryDirectory(prefix="forecast-bundle-") as tmp, _pinned_requirements_trusted():
@@ -195,4 +202,4 @@ def log_bundle(files: dict[str, tuple[str, str | None, Any, int]]) -> str:
             signature=signature(),
             **_name_kwarg("model"),
         )
-    return info.model_uri
+    return info.model_uri, getattr(info, "model_id", None)

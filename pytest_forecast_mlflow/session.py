@@ -13,6 +13,7 @@ import datetime
 import json
 import shutil
 import signal
+import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from .settings import Settings
 from .store import mask_text, mask_uri
 
 if TYPE_CHECKING:
-    from .tracking import Tracking
+    from .tracking.agent import Forked, InProcess, Pending
 
 WORKER_KEY = "forecast_mlflow"
 #: the pseudo-test that carries a failing verdict (see ForecastSession._report_gate_error)
@@ -64,7 +65,11 @@ class ForecastSession:
         self.baseline_note = "not resolved"
         self.baseline_error: str | None = None
         self.unavailable: str | None = None
-        self.tracking: Tracking | None = None
+        #: the store, worked in a child process while the tests run (see tracking/agent.py)
+        self.service: Forked | InProcess | None = None
+        self.connected = False
+        self._opening: Pending | None = None
+        self._starting: tuple[Pending, Pending | None] | None = None
         self.experiment_id: str | None = None
         self.verdict: Verdict | None = None
         self.summary: list[str] = []
@@ -88,51 +93,71 @@ class ForecastSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Start opening the store, closing runs of killed sessions and reading the baseline, in the background.
+
+        The answers are awaited where they are first needed: the store before the first test runs
+        (:meth:`pytest_runtestloop`), the baseline when a candidate is compared or an xdist worker starts.
+        """
         if self.worker:
             return
         self.models_dir = Path(tempfile.mkdtemp(prefix="forecast-models-"))
         self._owns_models_dir = True
         self._install_sigterm()
         from .tracking import git_info
+        from .tracking.agent import open_service
 
         self.git = git_info(self.settings.rootdir)
-        if not self._connect():
-            return
-        self._reap_dead_runs()
+        self.service = open_service(self.settings)
+        self._opening = self.service.request("open")
+        reading = self.service.request("resolve_baseline") if self.settings.gate != "off" else None
+        self._starting = (self.service.request("reap_dead_runs"), reading)
         if self.settings.gate == "off":
             self.baseline_note = "gate off"
+        if session.config.pluginmanager.has_plugin("dsession"):  # xdist: workers start with the baseline
+            self._await_start()
+
+    def _await_open(self, *, stop: bool = True) -> None:
+        """Wait for the store to be open; unavailable: a usage error (``stop``), else spooled at the end."""
+        from .tracking import StoreUnavailable, TrackingError
+
+        if self._opening is None:
             return
-        self._read_baseline()
-
-    def _connect(self) -> bool:
-        """Open the store and the experiment; False when it is unavailable and results are to be spooled."""
-        from .tracking import StoreUnavailable, Tracking, TrackingError
-
-        assert self.settings.experiment is not None  # the session exists only when the plugin is on
+        opening, self._opening = self._opening, None
         try:
-            self.tracking = Tracking(self.settings)
-            self.experiment_id = self.tracking.experiment_id(self.settings.experiment)
+            self.experiment_id = opening.result()
+            self.connected = True
         except StoreUnavailable as exc:
-            if self.settings.on_unavailable == "spool":
+            if self.settings.on_unavailable == "spool" or not stop:
                 self.unavailable = f"{exc}; results are spooled to a journal"
                 self.baseline_note = "not resolved (store unavailable)"
-                return False
+                return
             raise pytest.UsageError(
                 f"{exc}. Start the server, point --mlflow-tracking-uri elsewhere, or use "
                 "--mlflow-on-unavailable=spool to keep the results in a journal"
             ) from None
         except TrackingError as exc:
+            if not stop:
+                self.unavailable = f"{exc}; results are spooled to a journal"
+                return
             raise pytest.UsageError(str(exc)) from None
-        return True
 
-    def _reap_dead_runs(self) -> None:
+    def _await_start(self, *, stop: bool = True) -> None:
+        """Wait for the whole start-up: the store open, runs of killed sessions closed, the baseline read."""
+        self._await_open(stop=stop)
+        if self._starting is None:
+            return
+        (reaping, reading), self._starting = self._starting, None
+        if not self.connected:
+            return
+        self._reap_dead_runs(reaping)
+        if reading is not None:
+            self._read_baseline(reading)
+
+    def _reap_dead_runs(self, reaping: Pending) -> None:
         from .tracking import StoreUnavailable, TrackingError
 
-        # called once _connect succeeded
-        assert self.tracking is not None
-        assert self.experiment_id is not None
         try:
-            killed = self.tracking.reap_dead_runs(self.experiment_id)
+            killed = reaping.result()
         except (StoreUnavailable, TrackingError) as exc:
             killed = []
             self.problems.append(f"runs of killed sessions could not be closed: {exc}")
@@ -141,12 +166,11 @@ class ForecastSession:
                 f"marked {len(killed)} run(s) KILLED whose session died without closing them: " + ", ".join(killed)
             )
 
-    def _read_baseline(self) -> None:
+    def _read_baseline(self, reading: Pending) -> None:
         from .tracking import StoreUnavailable, TrackingError
 
-        assert self.tracking is not None  # called once _connect succeeded
         try:
-            self.baseline, self.baseline_note = self.tracking.resolve_baseline()
+            self.baseline, self.baseline_note = reading.result()
         except (StoreUnavailable, TrackingError) as exc:
             self.baseline_error = f"the baseline cannot be read: {exc}"
             self.baseline_note = "unreadable"
@@ -164,6 +188,7 @@ class ForecastSession:
 
     def worker_input(self) -> dict[str, Any]:
         """What the controller decided once, shipped to each xdist worker."""
+        self._await_start()
         return {
             "baseline": self.baseline.to_json() if self.baseline else None,
             "baseline_note": self.baseline_note,
@@ -217,6 +242,8 @@ class ForecastSession:
         if role == "candidate":
             if self.models_dir is not None:
                 save_model(model, record, self.models_dir)
+            if self.settings.gate != "off":
+                self._await_start()
             if self.settings.gate != "off" and self.baseline_error is None and self.unavailable is None:
                 rows = compare_for(record, self.baseline, self.settings)
                 record.comparisons = [row.to_json() for row in rows]
@@ -231,6 +258,10 @@ class ForecastSession:
                         (f"{prefix}.status", row.status),
                     ]
         self.records.append(record)
+        if self.connected and self.service is not None and record.ok:
+            # a candidate's per-fold series are written (and its plots drawn, once the naive reference is
+            # there) while the later tests run; the session's end completes its run
+            self.service.request("stream", record, self.session_id, self._tags(), wanted=False)
 
     def record_error(self, item: pytest.Item, *, model: str, role: str, label: str, error: BaseException) -> None:
         self.records.append(
@@ -266,6 +297,8 @@ class ForecastSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
+        if not self.worker:
+            self._await_open()  # a store that cannot be opened stops the session before any test runs
         result = yield
         if not self.worker:
             self._judge(session, interrupted=False)
@@ -277,6 +310,7 @@ class ForecastSession:
         return sorted(self.records, key=lambda r: (r.role != "candidate", r.model, r.horizon, r.label, r.nodeid))
 
     def _judge(self, session: pytest.Session, *, interrupted: bool) -> None:
+        self._await_start(stop=False)
         if self.settings.gate == "off":
             self.verdict = Verdict("off", (), self.baseline_note)
             return
@@ -343,7 +377,11 @@ class ForecastSession:
         duplicates = self.duplicates()
         self.problems += duplicates
         result = self._result("KILLED" if interrupted else "FINISHED")
-        logged_ok = self._log(result) and not duplicates
+        try:
+            logged_ok = self._log(result) and not duplicates
+        finally:
+            if self.service is not None:
+                sys.stderr.write(self.service.take_output())
         if self.interrupted_logging:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
         elif not logged_ok and session.exitstatus == pytest.ExitCode.OK:
@@ -367,8 +405,12 @@ class ForecastSession:
             verdict=self.verdict,
             baseline=self.baseline,
             skill=skill(list(records)),
-            tags={**self.git, **dict(self.settings.tags), "forecast.started": self.started},
+            tags=self._tags(),
         )
+
+    def _tags(self) -> dict[str, str]:
+        """The tags every run of the session carries: the checkout, the user's --mlflow-tag, the start."""
+        return {**self.git, **dict(self.settings.tags), "forecast.started": self.started}
 
     def _summarise(self, result: SessionResult) -> None:
         """The verdict's lines first in the terminal section, the skill last; the report files written."""
@@ -386,17 +428,16 @@ class ForecastSession:
         if not self.records:
             self.summary.append("nothing to log: no test called the walk_forward fixture")
             return True
-        if self.tracking is None:
+        if not self.connected or self.service is None:
             path = self._spool(result, reason=self.unavailable or "store unavailable")
             self.summary.append(f"results saved to {path}; replay with: {self._replay_hint(path)}")
             return True
-        from .tracking import StoreUnavailable, TrackingError
+        from .tracking import StoreUnavailable
 
         try:
-            self.tracking.check_available()
-            if self.experiment_id is None:  # the store went away between opening it and reading the experiment
-                raise TrackingError(f"experiment {self.settings.experiment!r} was not resolved at the session's start")
-            logged = self.tracking.log_session(self.experiment_id, result)
+            self.service.request("use_path", list(sys.path), wanted=False)
+            self.service.request("check_available").result()
+            logged = self.service.request("log_session", result).result()
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while writing: the runs end KILLED, the results are kept
             path = self._spool(
                 dataclasses.replace(result, status="KILLED"), reason="the session was interrupted while logging"
@@ -458,9 +499,9 @@ class ForecastSession:
         if blocker:
             self.summary.append(f"alias {self.settings.alias!r} NOT moved: {blocker}")
             promote = False
-        assert self.tracking is not None  # registering follows logging, which needs the store
+        assert self.service is not None  # registering follows logging, which needs the store
         for run in candidates:
-            outcome = self.tracking.register(run, verdict=self.verdict, promote=promote, gated_against=self.baseline)
+            outcome = self.service.request("register", run, self.verdict, promote, self.baseline).result()
             where = f"{self.settings.registered_model} v{outcome.version}"
             if outcome.moved:
                 self.summary.append(f"registered {run.model} as {where} and moved alias {self.settings.alias!r} to it")
@@ -491,7 +532,7 @@ class ForecastSession:
             f"forecast-mlflow: commit {commit}{dirty}; gate {self.settings.gate} ({self.settings.method}, "
             f"metrics {','.join(self.settings.gate_metrics)}, tolerance {self.settings.tolerance:g}, "
             f"alpha {self.settings.alpha:g}, min folds {self.settings.min_folds}, max detectable "
-            f"{self.settings.max_detectable:g}%); {self.baseline_note}",
+            f"{self.settings.max_detectable:g}%)",
         ]
         return [self.mask(line) for line in lines]
 
@@ -505,8 +546,9 @@ class ForecastSession:
             terminalreporter.write_line(self.mask(f"ERROR: {line}"), red=True)
 
     def close(self) -> None:
-        if self.tracking is not None:
-            self.tracking.close()
+        if self.service is not None:
+            self.service.close()
+            self.service = None
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
         if self._owns_models_dir and self.models_dir is not None:

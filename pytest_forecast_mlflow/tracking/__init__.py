@@ -11,6 +11,9 @@ One room per job; :class:`Tracking` opens them on one connection:
 * :mod:`.runs`: writing runs (and the pure :func:`run_params`/:func:`run_metrics` behind them);
 * :mod:`.registry`: registering versions and moving the alias under the promotion lock.
 * :mod:`.history`: the append-only record of every alias move, kept in the registry.
+
+A session works its store through :mod:`.agent`: the same work, in a forked child process while the
+tests run, so the session's own process never imports mlflow.
 """
 
 from __future__ import annotations

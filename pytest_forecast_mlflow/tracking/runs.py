@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +28,22 @@ from ..store import mask_text
 from .connection import Connection, quiet_mlflow
 
 if TYPE_CHECKING:
-    from ..plots import Drawing
+    from ..gate import Baseline
+    from ..plots import Drawing, Job
 
 log = logging.getLogger(__name__)
 
 #: ``(key, value, timestamp in ms, step)``: one metric value as :func:`run_metrics` yields it
 MetricValue = tuple[str, float, int, int]
+
+
+@dataclass
+class _Streamed:
+    """A candidate's run opened by :meth:`RunWriter.stream`: its id, start (ms) and the labels written."""
+
+    run_id: str
+    start: int
+    labels: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -208,9 +218,93 @@ class RunWriter:
     """Writes a session's runs, finds them again by session id, and closes runs of killed sessions."""
 
     def __init__(self, connection: Connection) -> None:
+        from ..liveness import writer_tags
+
         self.connection = connection
         self.client = connection.client
         self.settings = connection.settings
+        #: the process the runs name as their writer: the session's (see :mod:`.agent`)
+        self.writer = writer_tags()
+        #: candidates' runs opened by :meth:`stream`, by model, until :meth:`log_session` completes them
+        self.streamed: dict[str, _Streamed] = {}
+        self.stream_error: Exception | None = None
+        #: the plots' child process, started with the first streamed candidate (see :meth:`_start_plots`)
+        self.drawing: Drawing | None = None
+        #: what :meth:`stream` saw for the plots: the champion, candidates and references, horizons sent
+        self.baseline: Baseline | None = None
+        self.candidates: dict[tuple[str, str], Record] = {}
+        self.references: list[Record] = []
+        self.drawn: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
+
+    def stream(self, experiment_id: str, record: Record, session_id: str, tags: dict[str, str]) -> None:
+        """Write a candidate's per-fold series while the session's later tests run.
+
+        Its run is created with the first of its records (RUNNING, writer tags naming the session's
+        process, so a killed session leaves it for the next to mark KILLED); each record's series go in
+        at steps >= 1. :meth:`log_session` completes the run: step 0 of each series comes after the model,
+        as everywhere (see :meth:`_log_model_run`). A failure is kept and raised by :meth:`log_session`.
+        """
+        if not record.ok or self.stream_error is not None:
+            return
+        if record.role != "candidate":  # logged (or found unchanged) at the end; drawn on its candidate's plots
+            self.references.append(record)
+            self._feed_plots()
+            return
+        try:
+            streamed = self.streamed.get(record.model)
+            if streamed is None:
+                start = int(time.time() * 1000)
+                first = {**tags, **self._identity(record.model, "candidate", session_id)}
+                run = self.client.create_run(
+                    experiment_id,
+                    start_time=start,
+                    run_name=self._run_name(record.model, first),
+                    tags={k: v[:5000] for k, v in self._masked(first).items()},
+                )
+                streamed = self.streamed[record.model] = _Streamed(run.info.run_id, start)
+            folds = [m for m in fold_metrics([record], streamed.start) if m[3] > 0]
+            self._batched(streamed.run_id, metrics=folds, params=[], tags=[])
+            streamed.labels.add(record.label)
+            if self.settings.plots and self.drawing is None:
+                from ..plots import spawn
+
+                self.drawing = spawn(Path(tempfile.mkdtemp(prefix="forecast-plots-")))
+        except Exception as exc:
+            self.stream_error = self.connection.explain(exc, f"logging the folds of {record.model} {record.label}")
+            return
+        self.candidates[(record.model, record.label)] = record
+        self._feed_plots()
+
+    def _plot_job(self, record: Record, baseline: Baseline | None, references: list[Record]) -> tuple[Job, tuple]:
+        """A candidate horizon's plots (with the champion's folds and the naive reference), and what they show."""
+        base = baseline.horizons.get(record.label) if baseline else None
+        reference = naive_reference(references, record.label)
+        shown = (record.nodeid, reference.nodeid if reference else None, baseline.run_id if baseline else None)
+        return (record, base, reference), shown
+
+    def _feed_plots(self) -> None:
+        """Send the drawing each candidate horizon whose naive reference has arrived, while the tests run."""
+        if self.drawing is None:
+            return
+        for key, record in self.candidates.items():
+            job, shown = self._plot_job(record, self.baseline, self.references)
+            if key not in self.drawn and job[2] is not None:
+                self.drawing.draw(job, self.settings.gate_metrics[0])
+                self.drawn[key] = shown
+
+    def abandon(self, status: str) -> None:
+        """End ``status`` the streamed runs :meth:`log_session` did not complete (incomplete: replay redoes them)."""
+        self._stop_drawing(self.drawing)
+        self.drawing = None
+        while self.streamed:
+            _, streamed = self.streamed.popitem()
+            self.client.set_terminated(streamed.run_id, status)
+
+    @staticmethod
+    def _stop_drawing(drawing: Drawing | None) -> None:
+        if drawing is not None:
+            drawing.stop()
+            shutil.rmtree(drawing.folder, ignore_errors=True)
 
     def reap_dead_runs(self, experiment_id: str) -> list[str]:
         """Mark KILLED the runs that killed sessions left RUNNING in this experiment (see :mod:`..liveness`)."""
@@ -246,9 +340,7 @@ class RunWriter:
         except Exception as exc:
             raise self.connection.explain(exc, "logging the session") from exc
         finally:
-            if drawing is not None:
-                drawing.stop()
-                shutil.rmtree(drawing.folder, ignore_errors=True)
+            self._stop_drawing(drawing)
         return logged
 
     def _log_or_reuse(
@@ -292,41 +384,45 @@ class RunWriter:
         return str(found[0].info.run_id)
 
     def _start_plots(self, result: SessionResult) -> Drawing | None:
-        from ..plots import start
+        """The candidates' plots, drawn by the child :meth:`stream` started (else a new one) meanwhile."""
+        from ..plots import spawn
 
+        drawing, self.drawing = self.drawing, None
         jobs = []
         for record in result.records:
             if record.role == "candidate" and record.ok:  # a reference is drawn on its candidate's plots
-                base = result.baseline.horizons.get(record.label) if result.baseline else None
-                jobs.append((record, base, naive_reference(list(result.records), record.label)))
-        if not jobs:
+                job, shown = self._plot_job(record, result.baseline, list(result.records))
+                if self.drawn.get((record.model, record.label)) != shown:  # not drawn as the end sees it
+                    jobs.append(job)
+        drawn, self.drawn = self.drawn, {}
+        self.candidates, self.references = {}, []
+        if not jobs and not drawn:
+            self._stop_drawing(drawing)
             return None
-        return start(jobs, Path(tempfile.mkdtemp(prefix="forecast-plots-")), self.settings.gate_metrics[0])
+        drawing = drawing or spawn(Path(tempfile.mkdtemp(prefix="forecast-plots-")))
+        drawing.send(jobs, self.settings.gate_metrics[0])
+        return drawing
 
-    def _log_model_artifact(self, run_id: str, records: list[Record]) -> tuple[str | None, str | None]:
-        """Log the candidate's model; a failure is reported, never allowed to lose the metrics already logged."""
+    def _log_model_artifact(self, run_id: str, records: list[Record]) -> tuple[str | None, str | None, str | None]:
+        """Log the candidate's model: ``(model URI, logged model id, error)``; a failure is reported, never
+        allowed to lose the run's metrics."""
         try:
-            return self._log_model(run_id, records), None
+            return (*self._log_model(run_id, records), None)
         except Exception as exc:
             text = mask_text(str(exc), secrets_from=self.connection.uri)
             message = f"{type(exc).__name__}: {text.splitlines()[0][:500] if text else ''}"
             self.client.set_tag(run_id, "forecast.model_error", message)
-            return None, message
+            return None, None, message
 
     def _run_tags(self, model: str, role: str, records: list[Record], result: SessionResult) -> dict[str, str]:
         labels = [r.label for r in records if r.ok]
         node_outcomes = [result.outcomes.get(r.nodeid, "unknown") for r in records]
         tags = {
-            "forecast.model": model,
-            "forecast.role": role,
-            "forecast.session": result.session_id,
             "forecast.horizons": ",".join(labels),
-            "forecast.plugin_version": __version__,
             "forecast.tests": ",".join(f"{o}" for o in node_outcomes),
             "forecast.tests.failed": str(sum(o == "failed" for o in node_outcomes)),
             "forecast.tests.passed": str(sum(o == "passed" for o in node_outcomes)),
-            "mlflow.source.name": "pytest",
-            "mlflow.source.type": "LOCAL",
+            **self._identity(model, role, result.session_id),
         }
         tags = {**result.tags, **tags}  # a --mlflow-tag never overrides what the plugin records
         if role == "candidate" and result.verdict is not None:
@@ -335,10 +431,25 @@ class RunWriter:
         errors = [f"{r.label}: {r.error}" for r in records if r.error]
         if errors:
             tags["forecast.errors"] = "; ".join(errors)[:4000]
-        from ..liveness import writer_tags
+        return self._masked(tags)
 
-        tags.update(writer_tags())
+    def _identity(self, model: str, role: str, session_id: str) -> dict[str, str]:
+        """The tags a run carries from its creation: whose it is and who writes it."""
+        return {
+            "forecast.model": model,
+            "forecast.role": role,
+            "forecast.session": session_id,
+            "forecast.plugin_version": __version__,
+            "mlflow.source.name": "pytest",
+            "mlflow.source.type": "LOCAL",
+            **self.writer,
+        }
+
+    def _masked(self, tags: dict[str, Any]) -> dict[str, str]:
         return {key: mask_text(str(value), secrets_from=self.connection.uri) for key, value in tags.items()}
+
+    def _run_name(self, model: str, tags: dict[str, str]) -> str:
+        return f"{self.settings.run_name}-{model}" if self.settings.run_name else default_run_name(model, tags)
 
     def _log_model_run(
         self,
@@ -350,9 +461,11 @@ class RunWriter:
         result: SessionResult,
         drawing: Drawing | None,
     ) -> LoggedRun:
-        from mlflow.entities import Param
+        from mlflow.entities import Param, RunTag
 
         verdict = result.verdict
+        if self.stream_error is not None:
+            raise self.stream_error
         node_outcomes = [result.outcomes.get(r.nodeid, "unknown") for r in records]
         # FAILED: one of its tests failed, a backtest did not complete, or the gate failed it for a regression
         regressed = verdict is not None and any(row.model == model for row in verdict.regressions)
@@ -363,22 +476,31 @@ class RunWriter:
         )
         run_status = result.status if result.status != "FINISHED" else ("FAILED" if failed else "FINISHED")
         tags = {**self._run_tags(model, role, records, result), "forecast.fingerprint": fingerprint(model, params)}
-        run_name = f"{self.settings.run_name}-{model}" if self.settings.run_name else default_run_name(model, tags)
-        start = int(time.time() * 1000)
-        run = self.client.create_run(
-            experiment_id, start_time=start, run_name=run_name, tags={k: str(v)[:5000] for k, v in tags.items()}
-        )
-        run_id = run.info.run_id
+        tags = {k: str(v)[:5000] for k, v in tags.items()}
+        streamed = self.streamed.pop(model, None)
+        if streamed is None:
+            start = int(time.time() * 1000)
+            run_id = self.client.create_run(
+                experiment_id, start_time=start, run_name=self._run_name(model, tags), tags=tags
+            ).info.run_id
+        else:  # opened by stream() while the tests ran; the tags that depend on the outcomes are set now
+            run_id, start = streamed.run_id, streamed.start
         model_uri = None
         try:
-            # the step-less metrics first: MLflow 3 links a run's step-0 metrics to a model logged in it,
-            # reading back every series that has a value at step 0, so the model comes before the folds
-            aggregates = aggregate_metrics(records, result.skill, verdict, start)
-            self._batched(run_id, metrics=aggregates, params=[Param(k, v) for k, v in params.items()], tags=[])
-            model_error = None
+            if streamed is not None:
+                self._batched(run_id, metrics=[], params=[], tags=[RunTag(k, v) for k, v in tags.items()])
+            self._batched(run_id, metrics=[], params=[Param(k, v) for k, v in params.items()], tags=[])
+            # the model before any step-0 value: logging a model, MLflow 3 reads back the history of every
+            # metric of the run and re-logs its step-0 values linked to the model (seconds for a run's
+            # hundred metrics); the step-less metrics are linked to it here directly instead
+            model_error = model_id = None
             if role == "candidate":
-                model_uri, model_error = self._log_model_artifact(run_id, records)
-            self._batched(run_id, metrics=fold_metrics(records, start), params=[], tags=[])
+                model_uri, model_id, model_error = self._log_model_artifact(run_id, records)
+            aggregates = aggregate_metrics(records, result.skill, verdict, start)
+            self._batched(run_id, metrics=aggregates, params=[], tags=[], model_id=model_id)
+            done = streamed.labels if streamed is not None else set()
+            folds = [m for r in records for m in fold_metrics([r], start) if r.label not in done or m[3] == 0]
+            self._batched(run_id, metrics=folds, params=[], tags=[])
             for record in records:
                 if record.ok:
                     # compact JSON: log_dict indents, which takes json's pure-Python encoder (~10x slower)
@@ -403,10 +525,13 @@ class RunWriter:
         self.client.set_terminated(run_id, "FAILED" if model_error else run_status)
         return LoggedRun(model=model, role=role, run_id=run_id, model_uri=model_uri, error=model_error)
 
-    def _batched(self, run_id: str, *, metrics: list[MetricValue], params: list, tags: list) -> None:
+    def _batched(
+        self, run_id: str, *, metrics: list[MetricValue], params: list, tags: list, model_id: str | None = None
+    ) -> None:
         """log_batch in chunks within MLflow's limits (1000 metrics, 100 params, 100 tags per call).
 
-        ``metrics`` are ``(key, value, timestamp, step)`` tuples, turned into entities chunk by chunk.
+        ``metrics`` are ``(key, value, timestamp, step)`` tuples, turned into entities chunk by chunk;
+        ``model_id`` links them to a logged model (MLflow 3).
         """
         from mlflow.entities import Metric
 
@@ -420,7 +545,8 @@ class RunWriter:
         gc.disable()
         try:
             for i in range(0, len(metrics), 1000):
-                chunk = [Metric(k, v, ts, step) for k, v, ts, step in metrics[i : i + 1000]]
+                linked = {"model_id": model_id} if model_id else {}  # MLflow 3: the metric belongs to that model
+                chunk = [Metric(k, v, ts, step, **linked) for k, v, ts, step in metrics[i : i + 1000]]
                 self.client.log_batch(run_id, metrics=chunk)
         finally:
             if collecting:
@@ -455,12 +581,12 @@ class RunWriter:
             except Exception as exc:  # a UI nicety; the fingerprint params carry the same facts
                 log.warning("could not record the dataset input: %s", exc)
 
-    def _log_model(self, run_id: str, records: list[Record]) -> str | None:
+    def _log_model(self, run_id: str, records: list[Record]) -> tuple[str | None, str | None]:
         files = {
             r.label: (r.model_file, r.model_kind, r.input_example, r.horizon) for r in records if r.ok and r.model_file
         }
         if not files:
-            return None
+            return None, None
         from ..pyfunc import log_bundle
 
         try:

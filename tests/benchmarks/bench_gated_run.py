@@ -15,8 +15,10 @@ each ``subprocess.run`` taken with ``time.perf_counter``:
 Before the timed runs, one session with ``--mlflow-promote`` makes a champion in the temporary store, so
 every gated run is a rerun judged against it, as a user's everyday run is; the two kinds alternate.
 
-``--profile`` runs one more gated session under ``cProfile`` and prints the cumulative time of the
-plugin's stages (start-up, baseline read, backtests, logging, plots, model, registration).
+``--profile`` runs one more gated session with this module as a plugin (``-p``) that times, in real
+seconds, what the session's process waits for and what its tracking process (a fork, see
+``pytest_forecast_mlflow/tracking/agent.py``) does meanwhile: opening the store, reading the champion,
+writing each candidate's per-fold series while the tests run, and the session's end (model bundle, plots).
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import pstats
-import re
 import statistics
 import subprocess
 import sys
@@ -38,20 +38,52 @@ EXPERIMENT = "forecaster_30d"
 TARGET = 1.3
 BASE = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
-#: (stage, regex on "file:line(function)" of a profile entry): the largest cumulative time matching it
+#: the environment variable naming the file the timing plugin appends to (``--profile``)
+TIMINGS = "BENCH_GATED_TIMINGS"
+
+#: (label, "process.method" timed by the plugin, how to add the calls up): the rows --profile prints
 STAGES = (
-    ("whole session", r"_pytest/main\.py:\d+\(wrap_session\)"),
-    ("backtests (the tests themselves)", r"_pytest/main\.py:\d+\(pytest_runtestloop\)"),
-    ("import mlflow", r"mlflow/__init__\.py:\d+\(<module>\)"),
-    ("plugin start-up (store, baseline)", r"pytest_forecast_mlflow/session\.py:\d+\(pytest_sessionstart\)"),
-    ("reading the champion", r"pytest_forecast_mlflow/tracking/?\w*\.py:\d+\((resolve_baseline|read|baseline)\)"),
-    ("logging every run", r"pytest_forecast_mlflow/tracking/?\w*\.py:\d+\(log_session\)"),
-    ("  metrics and params (log_batch)", r"mlflow/tracking/client\.py:\d+\(log_batch\)"),
-    ("  plots", r"pytest_forecast_mlflow/plots\.py:\d+\(figures\)"),
-    ("  model bundle", r"pytest_forecast_mlflow/pyfunc\.py:\d+\(log_bundle\)"),
-    ("  artifacts (manifests, dataset)", r"mlflow/tracking/client\.py:\d+\(log_(artifact|artifacts|text|dict|table)\)"),
-    ("registration", r"pytest_forecast_mlflow/tracking/?\w*\.py:\d+\(register\)"),
+    ("session's process: waits for the store before the first test", "session._await_open", "sum"),
+    ("session's process: waits for the champion at the first candidate", "session._await_start", "sum"),
+    ("session's process: writes the runs at the end (waiting)", "session._log", "sum"),
+    ("tracking process: import mlflow, open the store", "agent.open", "sum"),
+    ("tracking process: read the champion", "agent.resolve_baseline", "sum"),
+    ("tracking process: close runs of killed sessions", "agent.reap_dead_runs", "sum"),
+    ("tracking process: per-fold series while the tests run", "agent.stream", "sum"),
+    ("tracking process: the session's end", "agent.log_session", "sum"),
+    ("  model bundle", "runs._log_model", "sum"),
+    ("  waiting for the plots' process", "plots.collect", "sum"),
+    ("  registration", "agent.register", "sum"),
 )
+
+
+def pytest_configure(config) -> None:  # noqa: ARG001 - pytest's signature
+    """With ``-p tests.benchmarks.bench_gated_run``: time the stages above (inherited by the fork)."""
+    target = os.environ.get(TIMINGS)
+    if not target:
+        return
+    from pytest_forecast_mlflow import plots, session
+    from pytest_forecast_mlflow.tracking import agent, runs
+
+    def timed(owner, method: str, name) -> None:
+        original = getattr(owner, method)
+
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                label = name(args) if callable(name) else name
+                with open(target, "a") as sink:
+                    sink.write(f"{label}\t{time.perf_counter() - started}\n")
+
+        setattr(owner, method, wrapper)
+
+    for method in ("_await_open", "_await_start", "_log"):
+        timed(session.ForecastSession, method, f"session.{method}")
+    timed(agent.Service, "handle", lambda args: f"agent.{args[1]}")
+    timed(runs.RunWriter, "_log_model", "runs._log_model")
+    timed(plots.Drawing, "collect", "plots.collect")
 
 
 def _run(argv: list[str], env: dict[str, str]) -> float:
@@ -63,14 +95,12 @@ def _run(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def _stages(profile: Path) -> list[tuple[str, float]]:
-    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
-    rows = []
-    for label, pattern in STAGES:
-        regex = re.compile(pattern)
-        times = [cum for (file, line, func), (*_, cum, _) in stats.items() if regex.search(f"{file}:{line}({func})")]
-        rows.append((label, max(times, default=0.0)))
-    return rows
+def _stages(timings: Path) -> list[tuple[str, float, int]]:
+    seen: dict[str, list[float]] = {}
+    for line in timings.read_text().splitlines():
+        name, _, seconds = line.partition("\t")
+        seen.setdefault(name, []).append(float(seconds))
+    return [(label, sum(seen.get(name, [])), len(seen.get(name, []))) for label, name, _ in STAGES]
 
 
 def main() -> None:
@@ -95,11 +125,12 @@ def main() -> None:
         verdict = "meets" if on / off <= TARGET else "misses"
         print(f"median off {off:.1f} s, gated {on:.1f} s: ratio {on / off:.2f} ({verdict} the {TARGET}x target)")
         if args.profile:
-            profile = Path(tmp) / "gated.prof"
-            _run([sys.executable, "-m", "cProfile", "-o", str(profile), *gated[1:]], env)
-            print("\nwhere a gated rerun's time goes (cProfile, cumulative seconds; profiling inflates them):")
-            for label, seconds in _stages(profile):
-                print(f"  {label:<36} {seconds:6.1f}")
+            timings = Path(tmp) / "timings.tsv"
+            timings.touch()
+            elapsed = _run([*gated, "-p", "tests.benchmarks.bench_gated_run"], {**env, TIMINGS: str(timings)})
+            print(f"\nwhere a gated rerun's time goes ({elapsed:.1f} s; real seconds, the two processes overlap):")
+            for label, seconds, calls in _stages(timings):
+                print(f"  {label:<66} {seconds:5.2f}" + (f"  ({calls} calls)" if calls > 1 else ""))
 
 
 if __name__ == "__main__":

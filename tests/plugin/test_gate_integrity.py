@@ -263,12 +263,10 @@ BARRIER_CONFTEST = '''
     BARRIER = Path(os.environ["FORECAST_BARRIER"])
 
 
-    def pytest_sessionstart(session):  # runs after the plugin's, which resolved the baseline
-        (BARRIER / str(os.getpid())).touch()
-
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(session):  # before the plugin's, which registers and promotes
+        # the baseline is read while the tests run, and awaited to compare the first candidate: read by now
+        (BARRIER / str(os.getpid())).touch()
         deadline = time.monotonic() + 120
         while len(list(BARRIER.iterdir())) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)

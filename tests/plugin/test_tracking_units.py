@@ -7,6 +7,7 @@ The params/metrics and ``SessionResult`` tests need no store; the connection tes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -409,3 +410,136 @@ def test_experiments_open_on_their_runs_in_mlflows_ui_and_a_kind_set_by_hand_is_
     kinds = [client.get_experiment(i).tags.get("mlflow.experimentKind") for i in ids]
     assert ids[1:] == [older, theirs]
     assert kinds == ["custom_model_development", "custom_model_development", "genai_development"]
+
+
+# ------------------------------------------------------- streaming a candidate's folds while tests run
+
+
+def _history(client: Any, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def complete_record(**kwargs: Any) -> Record:
+    """A record with its folds' actuals and forecasts, as a finished backtest leaves it."""
+    return dataclasses.replace(
+        make_record(**kwargs),
+        train_start=[0] * 3,
+        train_stop=[200] * 3,
+        last=[1.0] * 3,
+        actuals=[[1.0] * 5] * 3,
+        forecasts=[[1.5] * 5] * 3,
+    )
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("unset_mlflow_environment")
+def test_streamed_folds_are_completed_by_the_session_end_each_value_once(tmp_path: Path, empty_store) -> None:
+    from pytest_forecast_mlflow.liveness import PID_TAG
+    from pytest_forecast_mlflow.tracking import Tracking
+
+    records = (
+        complete_record(label="5d"),
+        complete_record(label="10d"),
+        complete_record(model="naive", role="reference"),
+    )
+    result = SessionResult(
+        session_id="s" * 32, status="FINISHED", records=records, outcomes={r.nodeid: "passed" for r in records},
+        verdict=None, baseline=None, skill={}, tags={"forecast.started": "2026-11-27T20:55:03+00:00"},
+    )  # fmt: skip
+    client = empty_store.client()
+    with Tracking(settings_for(tmp_path, empty_store.uri)) as tracking:
+        experiment_id = tracking.experiment_id("units")
+        tracking.runs.writer = {PID_TAG: "4242"}  # the session's process, not the one writing
+        for record in records:  # the reference is not streamed: whether it is logged is decided at the end
+            tracking.runs.stream(experiment_id, record, result.session_id, result.tags)
+
+        (opened,) = client.search_runs([experiment_id])
+        assert opened.info.status == "RUNNING"  # a session killed now leaves it for the next one to mark KILLED
+        assert opened.data.tags[PID_TAG] == "4242"
+        assert opened.data.tags["forecast.session"] == result.session_id
+        assert _history(client, opened.info.run_id, "5d/rmse") == [1, 2]  # step 0 follows the model
+        assert "5d/rmse_mean" not in opened.data.metrics
+
+        logged = {run.model: run for run in tracking.log_session(experiment_id, result)}
+
+    assert logged["candidate"].run_id == opened.info.run_id  # completed, not logged a second time
+    runs = {run.info.run_id: run for run in client.search_runs([experiment_id])}
+    assert sorted(runs) == sorted(run.run_id for run in logged.values())
+    candidate = runs[opened.info.run_id]
+    assert candidate.info.status == "FINISHED"
+    assert candidate.data.tags["forecast.logged"] == "complete"
+    assert candidate.data.tags["forecast.tests.passed"] == "2"
+    for key in ("5d/rmse", "5d/mae", "10d/rmse", "10d/mae"):
+        assert _history(client, candidate.info.run_id, key) == [0, 1, 2], key
+    assert _history(client, candidate.info.run_id, "5d/rmse_mean") == [0]
+    assert _history(client, logged["naive"].run_id, "5d/rmse") == [0, 1, 2]
+    plots = {item.path for item in client.list_artifacts(candidate.info.run_id, "plots")}
+    # 5d drawn while the "tests" ran (its naive reference arrived), 10d (no naive reference) at the end
+    assert {"plots/5d_forecast_vs_actual.png", "plots/10d_forecast_vs_actual.png"} <= plots
+    assert len(plots) == 6
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("unset_mlflow_environment")
+def test_a_streamed_run_the_session_never_completes_ends_without_being_marked_complete(
+    tmp_path: Path, empty_store
+) -> None:
+    from pytest_forecast_mlflow.tracking import Tracking
+
+    with Tracking(settings_for(tmp_path, empty_store.uri)) as tracking:
+        experiment_id = tracking.experiment_id("units")
+        tracking.runs.stream(experiment_id, complete_record(), "s" * 32, {})
+        tracking.runs.abandon("KILLED")
+
+    (run,) = empty_store.client().search_runs([experiment_id])
+    assert run.info.status == "KILLED"
+    assert "forecast.logged" not in run.data.tags  # a replay deletes it and logs the session again
+
+
+#: opens the tracking service the way a session does, from a process that has not imported mlflow
+FORKED_SERVICE = """
+import sys
+from pathlib import Path
+
+from pytest_forecast_mlflow.settings import Settings
+from pytest_forecast_mlflow.tracking.agent import Forked, open_service
+
+root = Path(sys.argv[1])
+for uri in sys.argv[2:]:
+    settings = Settings(experiment="units", registered_model="units", tracking_uri=uri, artifact_root=root / "mlruns",
+                        rootdir=root)
+    service = open_service(settings)
+    assert isinstance(service, Forked), service
+    opening = service.request("open")
+    baseline = service.request("resolve_baseline")
+    try:
+        print("opened", opening.result(), baseline.result()[1])
+    except Exception as exc:
+        print("failed", type(exc).__name__, exc)
+    service.close()
+print("mlflow imported here:", "mlflow" in sys.modules)
+"""
+
+
+@pytest.mark.mlflow
+def test_the_store_is_worked_in_a_child_process_whose_errors_arrive_as_themselves(
+    tmp_path: Path, empty_store, unset_mlflow_environment
+) -> None:
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_SERVICE, str(tmp_path), empty_store.uri, down],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    opened, failed, imported = done.stdout.splitlines()
+    assert opened == "opened 1 no registered model 'units' yet"
+    # the session maps these kinds to its messages (a usage error, or a journal with --mlflow-on-unavailable=spool)
+    assert failed.startswith(f"failed StoreUnavailable tracking server {down} is unreachable")
+    assert imported == "mlflow imported here: False"  # the session's own process never pays for it
