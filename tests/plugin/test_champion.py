@@ -285,7 +285,7 @@ def test_best_ranks_versions_by_the_whole_backtest_not_by_the_last_fold(
     code, out, err = champion_cli(capsys, empty_store, "best", "--model", "ranked", "--metric", "30d/rmse_mean")
     assert (code, err) == (0, ""), err
     assert [line.split()[:3] for line in out.splitlines()[2:]] == [
-        ["1", "v1", "1"],
+        ["1", "v1", "1.000"],
         ["2", "v2", "3.875"],
         ["-", "v3", "-"],
     ]
