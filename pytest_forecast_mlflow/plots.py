@@ -1,7 +1,7 @@
 """PNG figures per horizon: forecasts against actuals, per-fold error against the champion, error by step.
 
 Drawn with matplotlib's object-oriented API (``Figure`` + Agg), so no global pyplot state is touched, in
-a child process while the session writes its metrics (:func:`start`).
+a child process while the session runs (:func:`spawn`).
 """
 
 from __future__ import annotations
@@ -201,13 +201,6 @@ def spawn(folder: Path) -> Drawing:
         stderr=subprocess.PIPE,
     )
     return Drawing(process, folder)
-
-
-def start(jobs: list[Job], folder: Path, metric: str) -> Drawing:
-    """Start drawing ``jobs`` into ``folder`` in a child process of this interpreter."""
-    drawing = spawn(folder)
-    drawing.send(jobs, metric)
-    return drawing
 
 
 def _draw(folder: Path) -> None:

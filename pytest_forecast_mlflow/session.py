@@ -243,7 +243,7 @@ class ForecastSession:
             if self.models_dir is not None:
                 save_model(model, record, self.models_dir)
             if self.settings.gate != "off":
-                self._await_start()
+                self._await_start()  # the baseline, read while the tests ran
             if self.settings.gate != "off" and self.baseline_error is None and self.unavailable is None:
                 rows = compare_for(record, self.baseline, self.settings)
                 record.comparisons = [row.to_json() for row in rows]

@@ -259,7 +259,7 @@ class RunWriter:
                     experiment_id,
                     start_time=start,
                     run_name=self._run_name(record.model, first),
-                    tags={k: v[:5000] for k, v in self._masked(first).items()},
+                    tags=self._masked(first),
                 )
                 streamed = self.streamed[record.model] = _Streamed(run.info.run_id, start)
             folds = [m for m in fold_metrics([record], streamed.start) if m[3] > 0]
@@ -287,8 +287,10 @@ class RunWriter:
         if self.drawing is None:
             return
         for key, record in self.candidates.items():
+            if key in self.drawn:
+                continue
             job, shown = self._plot_job(record, self.baseline, self.references)
-            if key not in self.drawn and job[2] is not None:
+            if job[2] is not None:
                 self.drawing.draw(job, self.settings.gate_metrics[0])
                 self.drawn[key] = shown
 
@@ -446,7 +448,8 @@ class RunWriter:
         }
 
     def _masked(self, tags: dict[str, Any]) -> dict[str, str]:
-        return {key: mask_text(str(value), secrets_from=self.connection.uri) for key, value in tags.items()}
+        """Tag values as a run stores them: credentials masked, within MLflow 2.16's 5,000 characters."""
+        return {key: mask_text(str(value), secrets_from=self.connection.uri)[:5000] for key, value in tags.items()}
 
     def _run_name(self, model: str, tags: dict[str, str]) -> str:
         return f"{self.settings.run_name}-{model}" if self.settings.run_name else default_run_name(model, tags)
@@ -476,7 +479,6 @@ class RunWriter:
         )
         run_status = result.status if result.status != "FINISHED" else ("FAILED" if failed else "FINISHED")
         tags = {**self._run_tags(model, role, records, result), "forecast.fingerprint": fingerprint(model, params)}
-        tags = {k: str(v)[:5000] for k, v in tags.items()}
         streamed = self.streamed.pop(model, None)
         if streamed is None:
             start = int(time.time() * 1000)
