@@ -264,6 +264,7 @@ def _serve(connection: Any, service: Service, output: Path, parent: int) -> None
 
     signal.signal(signal.SIGTERM, terminate)
     with open(output, "wb+") as sink, open(output, "rb") as reader:
+        os.unlink(output)  # open, it needs no name: nothing is left behind, even by a killed session
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own streams
@@ -323,7 +324,7 @@ def open_service(settings: Settings) -> InProcess | Forked:
         except BaseException:  # noqa: BLE001 - a child never returns into the parent's pytest
             code = 1
         finally:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # _serve unlinks it once open; not when it failed before that
                 os.unlink(name)
             os._exit(code)
     child_end.close()
