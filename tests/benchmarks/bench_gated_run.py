@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -86,10 +87,20 @@ def pytest_configure(config) -> None:  # noqa: ARG001 - pytest's signature
     timed(plots.Drawing, "collect", "plots.collect")
 
 
-def _run(argv: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
+#: CPU seconds (user + system) of each timed run and the processes it waited for, by kind
+CPU: dict[str, list[float]] = {}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(argv: list[str], env: dict[str, str], kind: str = "") -> float:
+    start, cpu = time.perf_counter(), _cpu()
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    CPU.setdefault(kind, []).append(_cpu() - cpu)
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return elapsed
@@ -118,12 +129,17 @@ def main() -> None:
         print(f"champion: {_run([*gated, '--mlflow-promote'], env):.1f} s (first session, makes the store)")
         off_times, gated_times = [], []
         for repeat in range(args.repeats):
-            off_times.append(_run(BASE, env))
-            gated_times.append(_run(gated, env))
-            print(f"run {repeat + 1}: off {off_times[-1]:.1f} s, gated {gated_times[-1]:.1f} s")
+            off_times.append(_run(BASE, env, "off"))
+            gated_times.append(_run(gated, env, "gated"))
+            print(
+                f"run {repeat + 1}: off {off_times[-1]:.1f} s ({CPU['off'][-1]:.1f} s CPU), "
+                f"gated {gated_times[-1]:.1f} s ({CPU['gated'][-1]:.1f} s CPU)"
+            )
         off, on = statistics.median(off_times), statistics.median(gated_times)
         verdict = "meets" if on / off <= TARGET else "misses"
         print(f"median off {off:.1f} s, gated {on:.1f} s: ratio {on / off:.2f} ({verdict} the {TARGET}x target)")
+        cpu_off, cpu_on = statistics.median(CPU["off"]), statistics.median(CPU["gated"])
+        print(f"median CPU time off {cpu_off:.1f} s, gated {cpu_on:.1f} s (+{cpu_on - cpu_off:.1f} s for the plugin)")
         if args.profile:
             timings = Path(tmp) / "timings.tsv"
             timings.touch()

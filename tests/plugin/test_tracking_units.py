@@ -543,3 +543,51 @@ def test_the_store_is_worked_in_a_child_process_whose_errors_arrive_as_themselve
     # the session maps these kinds to its messages (a usage error, or a journal with --mlflow-on-unavailable=spool)
     assert failed.startswith(f"failed StoreUnavailable tracking server {down} is unreachable")
     assert imported == "mlflow imported here: False"  # the session's own process never pays for it
+
+
+BUSY_CHILD = """
+import sys
+import time
+from pathlib import Path
+
+from pytest_forecast_mlflow.settings import Settings
+from pytest_forecast_mlflow.tracking import agent
+
+released = Path(sys.argv[1]) / "released"  # the child never opens the store: no request asks it to
+original = agent.Service.handle
+
+
+def handle(self, method, args):  # the fork inherits it: "hold" keeps the child busy until the file exists
+    if method == "hold":
+        deadline = time.monotonic() + 30
+        while not released.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "released" if released.exists() else "still held: the session waited on the pipe"
+    if method == "size":
+        return len(args[0])
+    return original(self, method, args)
+
+
+agent.Service.handle = handle
+root = Path(sys.argv[1])
+settings = Settings(experiment="units", tracking_uri="sqlite:///unused.db", artifact_root=root, rootdir=root)
+service = agent.open_service(settings)
+assert isinstance(service, agent.Forked), service
+held = service.request("hold")
+sizes = [service.request("size", bytes(2_000_000)) for _ in range(3)]  # a pipe holds 64 kB
+released.touch()  # reached only once the three requests are sent
+print(held.result(), [size.result() for size in sizes])
+service.close()
+"""
+
+
+def test_a_busy_tracking_process_never_makes_the_session_wait_to_hand_over_a_record(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", BUSY_CHILD, str(tmp_path)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "released [2000000, 2000000, 2000000]"
