@@ -2,8 +2,11 @@
 
 :func:`run` walks a forecaster across the folds of a :class:`~backtest.folds.WalkForward` schedule.
 At each origin the model receives a read-only *copy* of the history it may see (never the series
-itself), so it cannot read beyond its origin or change the data. Models with ``context_length`` and
-``predict_batch`` are asked for every origin between two refits in one vectorised call.
+itself, nor a view of it: a view's ``base`` is the whole series), so it cannot read beyond its origin or
+change the data. Models with ``context_length`` and ``predict_batch`` are asked for every origin between
+two refits in one vectorised call; a ``stateless`` model (its ``fit`` learns nothing) is fit once and
+batched over every origin whatever the ``refit`` cadence. With ``quantiles=`` the model's
+``predict_quantiles`` (or ``predict_quantiles_batch``) answers beside each point forecast.
 """
 
 from __future__ import annotations
@@ -18,11 +21,17 @@ import pandas as pd
 
 from .data import DataError, Fingerprint, fingerprint
 from .folds import Fold, SpecificationError, WalkForward
-from .metrics import METRICS, get_metric, metric_names, score
+from .metrics import (
+    DEFAULT_METRICS,
+    check_quantile_metrics,
+    default_metrics,
+    get_metric,
+    interval_of,
+    metric_names,
+    score,
+)
 
 __all__ = ["BacktestResult", "ModelError", "DEFAULT_METRICS", "run"]
-
-DEFAULT_METRICS: tuple[str, ...] = tuple(METRICS)
 
 
 class ModelError(RuntimeError):
@@ -35,7 +44,8 @@ class BacktestResult:
 
     ``actuals`` and ``forecasts`` are ``(folds, horizon)``; ``origins``, ``last``, ``train_start``
     and ``train_stop`` have one entry per fold. ``fold_metrics[name]`` holds one value per fold and
-    ``pooled[name]`` one value over every fold×step point.
+    ``pooled[name]`` one value over every fold×step point. With quantiles, ``quantiles`` is
+    ``(folds, horizon, len(levels))`` at the sorted ``levels``; otherwise ``None`` and ``()``.
     """
 
     model: str
@@ -52,6 +62,8 @@ class BacktestResult:
     excluded: dict[str, int]
     data: Fingerprint
     params: dict[str, Any] = field(default_factory=dict)
+    quantiles: np.ndarray | None = None
+    levels: tuple[float, ...] = ()
 
     @property
     def horizon(self) -> int:
@@ -68,6 +80,16 @@ class BacktestResult:
             Fold(k, int(a), int(b), int(b) + gap, int(b) + gap + h, bool(r), origin)
             for k, (a, b, r, origin) in enumerate(zip(self.train_start, self.train_stop, self.refit, self.origins))
         )
+
+    def coverage_by_step(self) -> tuple[float, np.ndarray] | None:
+        """The outermost symmetric interval's nominal level and its coverage at each step ahead, pooled over
+        folds; ``None`` without such an interval."""
+        found = None if self.quantiles is None else interval_of(self.levels)
+        if found is None or self.quantiles is None:
+            return None
+        i, j, nominal = found
+        inside = (self.quantiles[..., i] <= self.actuals) & (self.actuals <= self.quantiles[..., j])
+        return nominal, inside.mean(axis=0)
 
     def aggregates(self) -> dict[str, float]:
         """Step-less aggregates named after what they aggregate: ``<metric>_mean``, ``_median``, ``_pooled``."""
@@ -100,7 +122,7 @@ class BacktestResult:
         rows = [
             {
                 "metric": name,
-                "direction": get_metric(name).direction,
+                "direction": get_metric(name).better,
                 "mean": aggregates[f"{name}_mean"],
                 "median": aggregates[f"{name}_median"],
                 "pooled": aggregates[f"{name}_pooled"],
@@ -225,7 +247,7 @@ def _as_exog(exog: Any, n: int) -> np.ndarray:
     return X[:, None] if X.ndim == 1 else X
 
 
-def _as_forecast(raw: Any, expected: tuple[int, ...], where: object, source: str) -> np.ndarray:
+def _as_forecast(raw: Any, expected: tuple[int, ...], where: object, source: str, per: str = "") -> np.ndarray:
     """A model's answer as a float array of the expected shape, or a :class:`ModelError` saying why not.
 
     ``source`` names the method that answered (``model Naive.predict``) in the fix the message suggests.
@@ -235,7 +257,7 @@ def _as_forecast(raw: Any, expected: tuple[int, ...], where: object, source: str
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{where}: forecast is not numeric ({exc}); {source} must return numbers") from None
     if out.shape != expected:
-        per = "one row per origin and one column per step" if len(expected) == 2 else "one value per step"
+        per = per or ("one row per origin and one column per step" if len(expected) == 2 else "one value per step")
         raise ModelError(
             f"{where}: forecast has shape {out.shape}, expected {expected} (gap + horizon steps); {source} must "
             f"return {per}"
@@ -290,17 +312,24 @@ def run(
     *,
     name: str | None = None,
     exog: pd.DataFrame | np.ndarray | None = None,
-    metrics: str | tuple[str, ...] | list[str] = DEFAULT_METRICS,
+    metrics: str | tuple[str, ...] | list[str] | None = None,
+    quantiles: Any = None,
 ) -> BacktestResult:
     """Walk ``model`` across ``spec``'s folds of ``series`` and score every forecast.
 
     ``exog`` holds regressors known in advance, row-aligned with ``series``; the model receives the
     rows of its history and, separately, the rows of the period it forecasts. ``metrics`` names the
-    metrics to score (one name alone is one metric). Every argument is checked before the first fit.
+    metrics to score (one name alone is one metric; default: :func:`backtest.metrics.default_metrics`).
+    ``quantiles`` (levels in (0, 1), e.g. ``(0.05, 0.5, 0.95)``) asks the model for quantile forecasts
+    too, scored by the interval metrics. Every argument is checked before the first fit.
     """
     _check_model(model)
     _check_spec(spec)
-    metrics = metric_names(metrics)
+    levels = _as_levels(quantiles)
+    metrics = metric_names(default_metrics(levels) if metrics is None else metrics)
+    check_quantile_metrics(metrics, levels)
+    if levels:
+        _check_quantile_model(model, levels)
     series = _as_series(series)
     y = _check_series(series)
     n, h, gap = len(y), spec.horizon, spec.gap
@@ -323,7 +352,12 @@ def run(
     predict, predict_batch = (f"model {_name_of(model)}.{method}" for method in ("predict", "predict_batch"))
     forecasts = np.empty((k_folds, steps))
     batched = context is not None and X is None and callable(getattr(model, "predict_batch", None))
-    boundaries = np.append(np.flatnonzero(refit), k_folds)
+    # a model that learns nothing is fit once: refitting it would change no forecast, only cost time
+    boundaries = np.array([0, k_folds]) if _stateless(model) else np.append(np.flatnonzero(refit), k_folds)
+    wanted = _frozen(np.array(levels)) if levels else None
+    bands = np.empty((k_folds, steps, len(levels))) if levels else None
+    bands_of = (f"model {_name_of(model)}.{method}" for method in ("predict_quantiles", "predict_quantiles_batch"))
+    ask_quantiles, ask_quantiles_batch = bands_of
     for first, end in zip(boundaries[:-1].tolist(), boundaries[1:].tolist()):  # ints: they appear in messages
         where = _where(origins, first)
         train = _frozen(y[starts[first] : stops[first]].copy())
@@ -337,26 +371,37 @@ def run(
             contexts = _frozen(y[window])
             raw = _call(where, model.predict_batch, contexts, steps)
             forecasts[first:end] = _checked_batch(raw, end - first, steps, origins, first, predict_batch)
+            if bands is not None and callable(getattr(model, "predict_quantiles_batch", None)):
+                raw = _call(where, model.predict_quantiles_batch, contexts, steps, wanted)
+                bands[first:end] = _checked_batch(
+                    raw, end - first, steps, origins, first, ask_quantiles_batch, levels=levels
+                )
+            elif bands is not None:
+                for k in range(first, end):
+                    raw = _call(
+                        _where(origins, k), model.predict_quantiles, _frozen(contexts[k - first].copy()), steps, wanted
+                    )
+                    bands[k] = _checked_bands(raw, steps, levels, _where(origins, k), ask_quantiles)
             continue
         for k in range(first, end):
             where = _where(origins, k)
             lo = starts[k] if context is None else stops[k] - context
             # where the refit window is the forecast context, one read-only copy serves both
             history = train if k == first and lo == starts[first] else _frozen(y[lo : stops[k]].copy())
-            if X is None:
-                raw = _call(where, model.predict, history, steps)
-            else:
-                raw = _call(
-                    where,
-                    model.predict,
-                    history,
-                    steps,
-                    exog=_frozen(X[lo : stops[k]].copy()),
-                    exog_future=_frozen(X[stops[k] : stops[k] + steps].copy()),
-                )
+            regressors: dict[str, np.ndarray] = {}
+            if X is not None:
+                regressors = {
+                    "exog": _frozen(X[lo : stops[k]].copy()),
+                    "exog_future": _frozen(X[stops[k] : stops[k] + steps].copy()),
+                }
+            raw = _call(where, model.predict, history, steps, **regressors)
             forecasts[k] = _checked_forecast(raw, (steps,), where, predict)
+            if bands is not None:
+                raw = _call(where, model.predict_quantiles, history, steps, wanted, **regressors)
+                bands[k] = _checked_bands(raw, steps, levels, where, ask_quantiles)
 
     forecasts = forecasts[:, gap:]
+    bands = None if bands is None else bands[:, gap:]
     test = stops[:, None] + gap + np.arange(h)
     actuals = y[test]
     last = y[stops - 1]
@@ -364,7 +409,7 @@ def run(
     moves = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(y)))])
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = (moves[stops - 1] - moves[starts]) / (stops - 1 - starts)
-    scores = score(actuals, forecasts, last=last, scale=scale, metrics=metrics)
+    scores = score(actuals, forecasts, last=last, scale=scale, metrics=metrics, quantiles=bands, levels=levels)
     return BacktestResult(
         model=name or _name_of(model),
         spec=spec,
@@ -380,13 +425,21 @@ def run(
         excluded=scores.excluded,
         data=fingerprint(series),
         params=_params_of(model),
+        quantiles=bands,
+        levels=levels,
     )
 
 
-def _checked_batch(raw: Any, rows: int, steps: int, origins: pd.Index, first: int, source: str) -> np.ndarray:
-    """Validate a ``predict_batch`` answer, naming the first fold whose row is unusable."""
-    out = _as_forecast(raw, (rows, steps), f"{_where(origins, first)} (batch of {rows} origins)", source)
-    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+def _checked_batch(
+    raw: Any, rows: int, steps: int, origins: pd.Index, first: int, source: str, levels: tuple[float, ...] = ()
+) -> np.ndarray:
+    """Validate a ``predict_batch`` (or, with ``levels``, ``predict_quantiles_batch``) answer, naming the
+    first fold whose row is unusable."""
+    expected = (rows, steps, len(levels)) if levels else (rows, steps)
+    per = "one (steps, levels) block per origin" if levels else ""
+    out = _as_forecast(raw, expected, f"{_where(origins, first)} (batch of {rows} origins)", source, per)
+    finite = np.isfinite(out).reshape(rows, -1).all(axis=1)
+    bad = np.flatnonzero(~finite)
     if bad.size:
         k = first + int(bad[0])
         count = int((~np.isfinite(out)).sum())
@@ -394,4 +447,77 @@ def _checked_batch(raw: Any, rows: int, steps: int, origins: pd.Index, first: in
             f"{_where(origins, k)}: forecast contains NaN/inf ({count} value(s) in the batch); {source} must "
             "return finite numbers"
         )
+    if levels:
+        crossed = np.flatnonzero((np.diff(out, axis=2) < 0).any(axis=(1, 2)))
+        if crossed.size:
+            k = int(crossed[0])
+            _check_crossing(out[k], levels, _where(origins, first + k), source)
     return out
+
+
+def _checked_bands(raw: Any, steps: int, levels: tuple[float, ...], where: object, source: str) -> np.ndarray:
+    """Validate one fold's ``predict_quantiles`` answer: shape ``(steps, levels)``, finite, not crossing."""
+    out = _as_forecast(raw, (steps, len(levels)), where, source, "one row per step and one column per level")
+    if not np.isfinite(out).all():
+        raise ModelError(
+            f"{where}: quantile forecast contains {int((~np.isfinite(out)).sum())} NaN/inf value(s); {source} "
+            "must return finite numbers"
+        )
+    _check_crossing(out, levels, where, source)
+    return out
+
+
+def _check_crossing(out: np.ndarray, levels: tuple[float, ...], where: object, source: str) -> None:
+    """A ``(steps, levels)`` quantile forecast must not decrease from one level to the next."""
+    drops = np.argwhere(np.diff(out, axis=1) < 0)
+    if drops.size:
+        step, j = (int(v) for v in drops[0])
+        raise ModelError(
+            f"{where}: quantiles cross at step {step + 1}: the {levels[j]:g} quantile {out[step, j]:.6g} exceeds "
+            f"the {levels[j + 1]:g} quantile {out[step, j + 1]:.6g} ({len(drops)} crossing(s)); {source} must "
+            "return each step's quantiles in the order of the levels, non-decreasing"
+        )
+
+
+def _as_levels(quantiles: Any) -> tuple[float, ...]:
+    """The requested quantile levels, sorted, or a ValueError saying what is wrong with them."""
+    if quantiles is None:
+        return ()
+    example = "e.g. quantiles=(0.05, 0.5, 0.95)"
+    if isinstance(quantiles, (str, bytes)) or not hasattr(quantiles, "__iter__"):
+        raise TypeError(f"quantiles must be a sequence of levels in (0, 1), {example}; got {quantiles!r}")
+    try:
+        levels = [float(t) for t in quantiles]
+    except (TypeError, ValueError):
+        raise TypeError(f"quantiles must be numbers in (0, 1), {example}; got {quantiles!r}") from None
+    if not levels:
+        raise ValueError(f"quantiles is empty; name at least one level, {example}, or pass None")
+    outside = [t for t in levels if not (0.0 < t < 1.0)]
+    if outside:
+        raise ValueError(
+            f"quantile levels must lie strictly between 0 and 1, got {outside} in {tuple(levels)}; {example}"
+        )
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"quantile levels repeat in {tuple(levels)}; name each level once, {example}")
+    return tuple(sorted(levels))
+
+
+def _check_quantile_model(model: Any, levels: tuple[float, ...]) -> None:
+    if not any(callable(getattr(model, m, None)) for m in ("predict_quantiles", "predict_quantiles_batch")):
+        raise TypeError(
+            f"quantiles={levels} needs quantile forecasts, and model {_name_of(model)} has no "
+            "predict_quantiles(history, steps, quantiles) method; add one (it returns a (steps, len(quantiles)) "
+            "array), use a baseline that has one (backtest.RandomWalk), or drop quantiles"
+        )
+    if not callable(getattr(model, "predict_quantiles", None)) and not (
+        getattr(model, "context_length", None) is not None and callable(getattr(model, "predict_batch", None))
+    ):
+        raise TypeError(
+            f"model {_name_of(model)} has predict_quantiles_batch but no predict_quantiles; the batch method is only "
+            "used beside predict_batch and context_length, so add predict_quantiles(history, steps, quantiles)"
+        )
+
+
+def _stateless(model: Any) -> bool:
+    """A model that declares ``stateless = True``: its ``fit`` learns nothing (see backtest.models)."""
+    return getattr(model, "stateless", False) is True

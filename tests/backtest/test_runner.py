@@ -582,6 +582,9 @@ def test_the_batched_path_asks_once_per_refit() -> None:
     class Counting(Naive):
         calls = 0
 
+        def fit(self, history: np.ndarray) -> None:  # it may learn: refit as the spec says
+            pass
+
         def predict_batch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
             Counting.calls += 1
             return super().predict_batch(contexts, steps)
