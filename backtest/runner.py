@@ -312,21 +312,22 @@ def run(
     *,
     name: str | None = None,
     exog: pd.DataFrame | np.ndarray | None = None,
-    metrics: str | tuple[str, ...] | list[str] | None = None,
+    metrics: str | tuple[str, ...] | list[str] = DEFAULT_METRICS,
     quantiles: Any = None,
 ) -> BacktestResult:
     """Walk ``model`` across ``spec``'s folds of ``series`` and score every forecast.
 
     ``exog`` holds regressors known in advance, row-aligned with ``series``; the model receives the
     rows of its history and, separately, the rows of the period it forecasts. ``metrics`` names the
-    metrics to score (one name alone is one metric; default: :func:`backtest.metrics.default_metrics`).
+    metrics to score (one name alone is one metric); the default, ``DEFAULT_METRICS``, also scores the
+    interval metrics when quantiles are asked for (:func:`backtest.metrics.default_metrics`).
     ``quantiles`` (levels in (0, 1), e.g. ``(0.05, 0.5, 0.95)``) asks the model for quantile forecasts
     too, scored by the interval metrics. Every argument is checked before the first fit.
     """
     _check_model(model)
     _check_spec(spec)
     levels = _as_levels(quantiles)
-    metrics = metric_names(default_metrics(levels) if metrics is None else metrics)
+    metrics = metric_names(default_metrics(levels) if metrics is DEFAULT_METRICS else metrics)
     check_quantile_metrics(metrics, levels)
     if levels:
         _check_quantile_model(model, levels)
