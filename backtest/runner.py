@@ -314,6 +314,7 @@ def run(
     exog: pd.DataFrame | np.ndarray | None = None,
     metrics: str | tuple[str, ...] | list[str] = DEFAULT_METRICS,
     quantiles: Any = None,
+    n_jobs: int = 1,
 ) -> BacktestResult:
     """Walk ``model`` across ``spec``'s folds of ``series`` and score every forecast.
 
@@ -322,11 +323,14 @@ def run(
     metrics to score (one name alone is one metric); the default, ``DEFAULT_METRICS``, also scores the
     interval metrics when quantiles are asked for (:func:`backtest.metrics.default_metrics`).
     ``quantiles`` (levels in (0, 1), e.g. ``(0.05, 0.5, 0.95)``) asks the model for quantile forecasts
-    too, scored by the interval metrics. Every argument is checked before the first fit.
+    too, scored by the interval metrics. ``n_jobs`` > 1 runs the refit blocks (the folds between two
+    refits) in that many worker processes through joblib, with results identical to ``n_jobs=1`` for a
+    model whose fit depends on its training window alone. Every argument is checked before the first fit.
     """
     _check_model(model)
     _check_spec(spec)
     levels = _as_levels(quantiles)
+    jobs = _check_jobs(n_jobs)
     metrics = metric_names(default_metrics(levels) if metrics is DEFAULT_METRICS else metrics)
     check_quantile_metrics(metrics, levels)
     if levels:
@@ -350,56 +354,20 @@ def run(
     X = None if exog is None else _as_exog(exog, n)
 
     steps = gap + h
-    predict, predict_batch = (f"model {_name_of(model)}.{method}" for method in ("predict", "predict_batch"))
-    forecasts = np.empty((k_folds, steps))
     batched = context is not None and X is None and callable(getattr(model, "predict_batch", None))
     # a model that learns nothing is fit once: refitting it would change no forecast, only cost time
     boundaries = np.array([0, k_folds]) if _stateless(model) else np.append(np.flatnonzero(refit), k_folds)
-    wanted = _frozen(np.array(levels)) if levels else None
+    blocks = list(zip(boundaries[:-1].tolist(), boundaries[1:].tolist()))  # ints: they appear in messages
+    walk = _Walk(y, X, starts, stops, origins, context, batched, steps, levels, _name_of(model))
+    forecasts = np.empty((k_folds, steps))
     bands = np.empty((k_folds, steps, len(levels))) if levels else None
-    bands_of = (f"model {_name_of(model)}.{method}" for method in ("predict_quantiles", "predict_quantiles_batch"))
-    ask_quantiles, ask_quantiles_batch = bands_of
-    for first, end in zip(boundaries[:-1].tolist(), boundaries[1:].tolist()):  # ints: they appear in messages
-        where = _where(origins, first)
-        train = _frozen(y[starts[first] : stops[first]].copy())
-        if X is None:
-            _call(where, model.fit, train)
-        else:
-            _call(where, model.fit, train, exog=_frozen(X[starts[first] : stops[first]].copy()))
-        if batched:
-            assert context is not None  # batched needs a context_length
-            window = stops[first:end, None] - context + np.arange(context)
-            contexts = _frozen(y[window])
-            raw = _call(where, model.predict_batch, contexts, steps)
-            forecasts[first:end] = _checked_batch(raw, end - first, steps, origins, first, predict_batch)
-            if bands is not None and callable(getattr(model, "predict_quantiles_batch", None)):
-                raw = _call(where, model.predict_quantiles_batch, contexts, steps, wanted)
-                bands[first:end] = _checked_batch(
-                    raw, end - first, steps, origins, first, ask_quantiles_batch, levels=levels
-                )
-            elif bands is not None:
-                for k in range(first, end):
-                    raw = _call(
-                        _where(origins, k), model.predict_quantiles, _frozen(contexts[k - first].copy()), steps, wanted
-                    )
-                    bands[k] = _checked_bands(raw, steps, levels, _where(origins, k), ask_quantiles)
-            continue
-        for k in range(first, end):
-            where = _where(origins, k)
-            lo = starts[k] if context is None else stops[k] - context
-            # where the refit window is the forecast context, one read-only copy serves both
-            history = train if k == first and lo == starts[first] else _frozen(y[lo : stops[k]].copy())
-            regressors: dict[str, np.ndarray] = {}
-            if X is not None:
-                regressors = {
-                    "exog": _frozen(X[lo : stops[k]].copy()),
-                    "exog_future": _frozen(X[stops[k] : stops[k] + steps].copy()),
-                }
-            raw = _call(where, model.predict, history, steps, **regressors)
-            forecasts[k] = _checked_forecast(raw, (steps,), where, predict)
+    if jobs == 1 or len(blocks) == 1:
+        for first, end in blocks:
+            forecasts[first:end], block_bands = walk.block(model, first, end)
             if bands is not None:
-                raw = _call(where, model.predict_quantiles, history, steps, wanted, **regressors)
-                bands[k] = _checked_bands(raw, steps, levels, where, ask_quantiles)
+                bands[first:end] = block_bands
+    else:
+        _in_parallel(walk, model, blocks, jobs, forecasts, bands)
 
     forecasts = forecasts[:, gap:]
     bands = None if bands is None else bands[:, gap:]
@@ -429,6 +397,125 @@ def run(
         quantiles=bands,
         levels=levels,
     )
+
+
+class _Walk:
+    """Everything a refit block needs, apart from the model: picklable, so a block can run in another process.
+
+    The series ``y`` travels whole, but a model only ever receives read-only copies of what it may see.
+    """
+
+    def __init__(
+        self,
+        y: np.ndarray,
+        X: np.ndarray | None,
+        starts: np.ndarray,
+        stops: np.ndarray,
+        origins: pd.Index,
+        context: int | None,
+        batched: bool,
+        steps: int,
+        levels: tuple[float, ...],
+        model_name: str,
+    ) -> None:
+        self.y, self.X, self.starts, self.stops, self.origins = y, X, starts, stops, origins
+        self.context, self.batched, self.steps, self.levels = context, batched, steps, levels
+        self.wanted = _frozen(np.array(levels)) if levels else None
+        methods = ("predict", "predict_batch", "predict_quantiles", "predict_quantiles_batch")
+        self.sources = {method: f"model {model_name}.{method}" for method in methods}
+
+    def block(self, model: Any, first: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fit ``model`` at fold ``first`` and forecast folds ``first`` to ``end`` (exclusive)."""
+        y, X, starts, stops, origins = self.y, self.X, self.starts, self.stops, self.origins
+        context, steps, levels, wanted, sources = self.context, self.steps, self.levels, self.wanted, self.sources
+        forecasts = np.empty((end - first, steps))
+        bands = np.empty((end - first, steps, len(levels))) if levels else None
+        where = _where(origins, first)
+        train = _frozen(y[starts[first] : stops[first]].copy())
+        if X is None:
+            _call(where, model.fit, train)
+        else:
+            _call(where, model.fit, train, exog=_frozen(X[starts[first] : stops[first]].copy()))
+        if self.batched:
+            assert context is not None  # batched needs a context_length
+            window = stops[first:end, None] - context + np.arange(context)
+            contexts = _frozen(y[window])
+            raw = _call(where, model.predict_batch, contexts, steps)
+            forecasts[:] = _checked_batch(raw, end - first, steps, origins, first, sources["predict_batch"])
+            if bands is not None and callable(getattr(model, "predict_quantiles_batch", None)):
+                raw = _call(where, model.predict_quantiles_batch, contexts, steps, wanted)
+                source = sources["predict_quantiles_batch"]
+                bands[:] = _checked_batch(raw, end - first, steps, origins, first, source, levels=levels)
+            elif bands is not None:
+                for k in range(first, end):
+                    history = _frozen(contexts[k - first].copy())
+                    raw = _call(_where(origins, k), model.predict_quantiles, history, steps, wanted)
+                    bands[k - first] = _checked_bands(
+                        raw, steps, levels, _where(origins, k), sources["predict_quantiles"]
+                    )
+            return forecasts, bands
+        for k in range(first, end):
+            where = _where(origins, k)
+            lo = starts[k] if context is None else stops[k] - context
+            # where the refit window is the forecast context, one read-only copy serves both
+            history = train if k == first and lo == starts[first] else _frozen(y[lo : stops[k]].copy())
+            regressors: dict[str, np.ndarray] = {}
+            if X is not None:
+                regressors = {
+                    "exog": _frozen(X[lo : stops[k]].copy()),
+                    "exog_future": _frozen(X[stops[k] : stops[k] + steps].copy()),
+                }
+            raw = _call(where, model.predict, history, steps, **regressors)
+            forecasts[k - first] = _checked_forecast(raw, (steps,), where, sources["predict"])
+            if bands is not None:
+                raw = _call(where, model.predict_quantiles, history, steps, wanted, **regressors)
+                bands[k - first] = _checked_bands(raw, steps, levels, where, sources["predict_quantiles"])
+        return forecasts, bands
+
+
+def _block_on_worker(walk: _Walk, model: Any, first: int, end: int, keep: bool):
+    """One refit block in a worker process, on the worker's own copy of the model; ``keep``: return it fitted."""
+    forecasts, bands = walk.block(model, first, end)
+    return forecasts, bands, (model if keep else None)
+
+
+def _in_parallel(
+    walk: _Walk, model: Any, blocks: list[tuple[int, int]], jobs: int, forecasts: np.ndarray, bands: np.ndarray | None
+) -> None:
+    """Run the refit blocks through joblib (local processes by default; ``joblib.parallel_config(backend=
+    "dask")`` sends them to a Dask cluster). Every block starts from the model as given, so its fit must
+    depend on its training window alone; the model passed in ends fitted like the last block's."""
+    import cloudpickle  # what loky pickles with: the check sees what the workers would
+    import joblib  # type: ignore[import-untyped]
+
+    try:
+        cloudpickle.dumps(model)
+    except Exception as exc:
+        name = walk.sources["predict"].split(" ", 1)[1].rsplit(".", 1)[0]
+        raise TypeError(
+            f"n_jobs={jobs}: model {name} cannot be sent to worker processes, it cannot be pickled "
+            f"({type(exc).__name__}: {exc}); make it picklable (no open files, locks or live connections in its "
+            "attributes) or use n_jobs=1"
+        ) from exc
+    last = len(blocks) - 1
+    done = joblib.Parallel(n_jobs=jobs)(
+        joblib.delayed(_block_on_worker)(walk, model, first, end, i == last) for i, (first, end) in enumerate(blocks)
+    )
+    for (first, end), (block_forecasts, block_bands, fitted) in zip(blocks, done):
+        forecasts[first:end] = block_forecasts
+        if bands is not None:
+            bands[first:end] = block_bands
+        if fitted is not None and hasattr(model, "__dict__") and hasattr(fitted, "__dict__"):
+            vars(model).update(vars(fitted))
+
+
+def _check_jobs(n_jobs: Any) -> int:
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or not (n_jobs >= 1 or n_jobs == -1):
+        raise ValueError(
+            f"n_jobs must be a whole number >= 1 (worker processes for the refit blocks) or -1 (one per CPU), "
+            f"got {n_jobs!r}"
+        )
+    return int(n_jobs)
 
 
 def _checked_batch(
