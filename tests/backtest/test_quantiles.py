@@ -274,6 +274,7 @@ def test_acceptance_a_correct_gaussian_interval_covers_its_nominal_level_and_hal
     assert right.n_folds == 2000
     assert abs(right.pooled["coverage"] - 0.90) <= 0.02
     assert right.pooled["coverage_error"] <= 0.02
+    assert right.summary().loc["coverage", "direction"] == "nominal"  # neither more nor less is better
     assert halved.pooled["coverage"] < 0.7
     assert halved.pooled["interval_score"] > right.pooled["interval_score"]
     assert halved.pooled["coverage_error"] > right.pooled["coverage_error"]

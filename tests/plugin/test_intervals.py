@@ -171,6 +171,15 @@ def test_a_gate_metric_registered_nowhere_is_named_by_the_fixture() -> None:
     with pytest.raises(ValueError, match=r"gate metric 'cost_peso' \(--forecast-gate-metrics\) is neither built in"):
         _wanted(None, None, ("rmse", "cost_peso"), "candidate")
     assert _wanted(None, None, ("interval_score",), "reference") == backtest.DEFAULT_METRICS
+    # a candidate is asked for the interval gate metric; without quantiles the backtest says what is missing
+    assert _wanted(None, None, ("interval_score",), "candidate")[-1] == "interval_score"
+    with pytest.raises(ValueError, match="metric 'interval_score' scores quantile forecasts, and none were asked"):
+        backtest.run(
+            backtest.Naive(),
+            np.arange(30.0),
+            backtest.WalkForward(horizon=2, initial=10),
+            metrics=_wanted(None, None, ("interval_score",), "candidate"),
+        )
 
 
 def test_the_coverage_plot_shows_each_step_against_the_nominal_level(tmp_path: Path) -> None:
