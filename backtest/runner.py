@@ -421,6 +421,7 @@ class _Walk:
         self.y, self.X, self.starts, self.stops, self.origins = y, X, starts, stops, origins
         self.context, self.batched, self.steps, self.levels = context, batched, steps, levels
         self.wanted = _frozen(np.array(levels)) if levels else None
+        self.model_name = model_name
         methods = ("predict", "predict_batch", "predict_quantiles", "predict_quantiles_batch")
         self.sources = {method: f"model {model_name}.{method}" for method in methods}
 
@@ -491,9 +492,8 @@ def _in_parallel(
     try:
         cloudpickle.dumps(model)
     except Exception as exc:
-        name = walk.sources["predict"].split(" ", 1)[1].rsplit(".", 1)[0]
         raise TypeError(
-            f"n_jobs={jobs}: model {name} cannot be sent to worker processes, it cannot be pickled "
+            f"n_jobs={jobs}: model {walk.model_name} cannot be sent to worker processes, it cannot be pickled "
             f"({type(exc).__name__}: {exc}); make it picklable (no open files, locks or live connections in its "
             "attributes) or use n_jobs=1"
         ) from exc
