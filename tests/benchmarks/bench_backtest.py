@@ -214,7 +214,7 @@ def main() -> int:
     print()
 
     # 4. the refit path ----------------------------------------------------------------------------
-    cases = {
+    cases: dict[str, Callable[[], object]] = {
         "Naive refit=0": lambda: backtest.run(backtest.Naive(), y, SPEC, metrics=METRICS),
         "Naive refit=1": lambda: backtest.run(backtest.Naive(), y, REFIT_SPEC, metrics=METRICS),
         "Drift refit=0": lambda: backtest.run(backtest.Drift(250), y, SPEC, metrics=METRICS),
