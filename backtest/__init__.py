@@ -8,8 +8,8 @@ from __future__ import annotations
 from .compare import Comparison, compare, holm, pair_by_origin
 from .data import DataError, Fingerprint, fingerprint, load_series
 from .folds import Fold, SpecificationError, WalkForward
-from .metrics import METRICS, Metric, get_metric, score
-from .models import Drift, Forecaster, Naive, SeasonalNaive, WindowMean
+from .metrics import METRICS, Metric, MetricContext, get_metric, register_metric, score
+from .models import Drift, Forecaster, Naive, RandomWalk, SeasonalNaive, WindowMean
 from .runner import DEFAULT_METRICS, BacktestResult, ModelError, run
 
 __all__ = [
@@ -23,8 +23,10 @@ __all__ = [
     "Fold",
     "Forecaster",
     "Metric",
+    "MetricContext",
     "ModelError",
     "Naive",
+    "RandomWalk",
     "SeasonalNaive",
     "SpecificationError",
     "WalkForward",
@@ -35,6 +37,7 @@ __all__ = [
     "get_metric",
     "load_series",
     "pair_by_origin",
+    "register_metric",
     "run",
     "score",
 ]

@@ -11,6 +11,13 @@ Optional extras, all discovered by attribute:
 * ``context_length``: how many trailing points ``predict`` needs (also the shortest window it accepts);
 * ``predict_batch(contexts, steps)``: forecasts for many origins at once from a ``(origins,
   context_length)`` array, used between refits (the vectorised path for neural networks);
+* ``predict_quantiles(history, steps, quantiles)``: a ``(steps, len(quantiles))`` array of quantile
+  forecasts at the sorted levels ``quantiles``, asked for when the backtest is given ``quantiles=``;
+  ``predict_quantiles_batch(contexts, steps, quantiles)`` is its ``(origins, steps, levels)`` counterpart
+  beside ``predict_batch``;
+* ``stateless``: true when ``fit`` learns nothing, so every forecast comes from the context alone; the
+  runner then fits once and batches every origin whatever the ``refit`` cadence (the baselines here
+  declare it as long as a subclass does not override ``fit``);
 * ``get_params()``: parameters worth recording;
 * exogenous regressors: ``fit(history, exog=...)`` and ``predict(history, steps, exog=...,
   exog_future=...)``, called with those keywords only when the backtest is given ``exog``.
@@ -23,11 +30,12 @@ over the batch) would let an early origin learn from later ones.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from statistics import NormalDist
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Drift", "Forecaster", "Naive", "SeasonalNaive", "WindowMean"]
+__all__ = ["Drift", "Forecaster", "Naive", "RandomWalk", "SeasonalNaive", "WindowMean"]
 
 
 @runtime_checkable
@@ -41,6 +49,11 @@ class _Stateless:
     """Baselines learn nothing at fit time: every forecast comes from the context it is given."""
 
     context_length: int = 1
+
+    @property
+    def stateless(self) -> bool:
+        """True unless a subclass overrides ``fit`` (then it may learn, and is refit as the spec says)."""
+        return type(self).fit is _Stateless.fit
 
     def fit(self, history: np.ndarray) -> None:
         return None
@@ -113,3 +126,47 @@ class WindowMean(_Stateless):
 
     def predict_batch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
         return np.repeat(contexts.mean(axis=1, keepdims=True), steps, axis=1)
+
+
+class RandomWalk(Naive):
+    """The random walk with an honest interval: every step equals the last observation, and its quantiles
+    spread by the square root of the step ahead.
+
+    ``fit`` estimates the one-step changes' distribution from the training window only: their standard
+    deviation for ``interval="gaussian"`` (quantile ``t`` at ``last + sigma z_t sqrt(h)``), their
+    empirical quantiles for ``interval="empirical"`` (``last + q_t(changes) sqrt(h)``, exact for
+    Gaussian steps, an approximation otherwise). Refit as the spec says: it learns its scale.
+    """
+
+    def __init__(self, interval: Literal["gaussian", "empirical"] = "gaussian") -> None:
+        if interval not in ("gaussian", "empirical"):
+            raise ValueError(f"RandomWalk interval must be 'gaussian' or 'empirical', got {interval!r}")
+        self.interval = interval
+        self._changes: np.ndarray | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"interval": self.interval}
+
+    def fit(self, history: np.ndarray) -> None:
+        changes = np.diff(np.asarray(history, dtype=float))
+        if changes.size < 2:
+            raise ValueError(
+                f"RandomWalk needs at least 3 training points to estimate its interval, got {changes.size + 1}"
+            )
+        self._changes = changes
+
+    def _offsets(self, quantiles: np.ndarray) -> np.ndarray:
+        """The one-step quantile offsets from the last value, at each level."""
+        if self._changes is None:
+            raise RuntimeError("RandomWalk must be fit before it forecasts quantiles")
+        if self.interval == "empirical":
+            return np.quantile(self._changes, quantiles)
+        sigma = float(self._changes.std(ddof=1))
+        return sigma * np.array([NormalDist().inv_cdf(float(t)) for t in quantiles])
+
+    def predict_quantiles_batch(self, contexts: np.ndarray, steps: int, quantiles: np.ndarray) -> np.ndarray:
+        spread = np.sqrt(np.arange(1, steps + 1))[:, None] * self._offsets(np.asarray(quantiles, dtype=float))
+        return contexts[:, -1, None, None] + spread[None, :, :]
+
+    def predict_quantiles(self, history: np.ndarray, steps: int, quantiles: np.ndarray) -> np.ndarray:
+        return self.predict_quantiles_batch(np.asarray(history)[None, -1:], steps, quantiles)[0]

@@ -2,8 +2,11 @@
 
 :func:`run` walks a forecaster across the folds of a :class:`~backtest.folds.WalkForward` schedule.
 At each origin the model receives a read-only *copy* of the history it may see (never the series
-itself), so it cannot read beyond its origin or change the data. Models with ``context_length`` and
-``predict_batch`` are asked for every origin between two refits in one vectorised call.
+itself, nor a view of it: a view's ``base`` is the whole series), so it cannot read beyond its origin or
+change the data. Models with ``context_length`` and ``predict_batch`` are asked for every origin between
+two refits in one vectorised call; a ``stateless`` model (its ``fit`` learns nothing) is fit once and
+batched over every origin whatever the ``refit`` cadence. With ``quantiles=`` the model's
+``predict_quantiles`` (or ``predict_quantiles_batch``) answers beside each point forecast.
 """
 
 from __future__ import annotations
@@ -18,11 +21,17 @@ import pandas as pd
 
 from .data import DataError, Fingerprint, fingerprint
 from .folds import Fold, SpecificationError, WalkForward
-from .metrics import METRICS, get_metric, metric_names, score
+from .metrics import (
+    DEFAULT_METRICS,
+    check_quantile_metrics,
+    default_metrics,
+    get_metric,
+    interval_of,
+    metric_names,
+    score,
+)
 
 __all__ = ["BacktestResult", "ModelError", "DEFAULT_METRICS", "run"]
-
-DEFAULT_METRICS: tuple[str, ...] = tuple(METRICS)
 
 
 class ModelError(RuntimeError):
@@ -35,7 +44,8 @@ class BacktestResult:
 
     ``actuals`` and ``forecasts`` are ``(folds, horizon)``; ``origins``, ``last``, ``train_start``
     and ``train_stop`` have one entry per fold. ``fold_metrics[name]`` holds one value per fold and
-    ``pooled[name]`` one value over every fold×step point.
+    ``pooled[name]`` one value over every fold×step point. With quantiles, ``quantiles`` is
+    ``(folds, horizon, len(levels))`` at the sorted ``levels``; otherwise ``None`` and ``()``.
     """
 
     model: str
@@ -52,6 +62,8 @@ class BacktestResult:
     excluded: dict[str, int]
     data: Fingerprint
     params: dict[str, Any] = field(default_factory=dict)
+    quantiles: np.ndarray | None = None
+    levels: tuple[float, ...] = ()
 
     @property
     def horizon(self) -> int:
@@ -68,6 +80,16 @@ class BacktestResult:
             Fold(k, int(a), int(b), int(b) + gap, int(b) + gap + h, bool(r), origin)
             for k, (a, b, r, origin) in enumerate(zip(self.train_start, self.train_stop, self.refit, self.origins))
         )
+
+    def coverage_by_step(self) -> tuple[float, np.ndarray] | None:
+        """The outermost symmetric interval's nominal level and its coverage at each step ahead, pooled over
+        folds; ``None`` without such an interval."""
+        found = None if self.quantiles is None else interval_of(self.levels)
+        if found is None or self.quantiles is None:
+            return None
+        i, j, nominal = found
+        inside = (self.quantiles[..., i] <= self.actuals) & (self.actuals <= self.quantiles[..., j])
+        return nominal, inside.mean(axis=0)
 
     def aggregates(self) -> dict[str, float]:
         """Step-less aggregates named after what they aggregate: ``<metric>_mean``, ``_median``, ``_pooled``."""
@@ -100,7 +122,7 @@ class BacktestResult:
         rows = [
             {
                 "metric": name,
-                "direction": get_metric(name).direction,
+                "direction": get_metric(name).better,
                 "mean": aggregates[f"{name}_mean"],
                 "median": aggregates[f"{name}_median"],
                 "pooled": aggregates[f"{name}_pooled"],
@@ -225,7 +247,7 @@ def _as_exog(exog: Any, n: int) -> np.ndarray:
     return X[:, None] if X.ndim == 1 else X
 
 
-def _as_forecast(raw: Any, expected: tuple[int, ...], where: object, source: str) -> np.ndarray:
+def _as_forecast(raw: Any, expected: tuple[int, ...], where: object, source: str, per: str = "") -> np.ndarray:
     """A model's answer as a float array of the expected shape, or a :class:`ModelError` saying why not.
 
     ``source`` names the method that answered (``model Naive.predict``) in the fix the message suggests.
@@ -235,7 +257,7 @@ def _as_forecast(raw: Any, expected: tuple[int, ...], where: object, source: str
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{where}: forecast is not numeric ({exc}); {source} must return numbers") from None
     if out.shape != expected:
-        per = "one row per origin and one column per step" if len(expected) == 2 else "one value per step"
+        per = per or ("one row per origin and one column per step" if len(expected) == 2 else "one value per step")
         raise ModelError(
             f"{where}: forecast has shape {out.shape}, expected {expected} (gap + horizon steps); {source} must "
             f"return {per}"
@@ -291,16 +313,28 @@ def run(
     name: str | None = None,
     exog: pd.DataFrame | np.ndarray | None = None,
     metrics: str | tuple[str, ...] | list[str] = DEFAULT_METRICS,
+    quantiles: Any = None,
+    n_jobs: int = 1,
 ) -> BacktestResult:
     """Walk ``model`` across ``spec``'s folds of ``series`` and score every forecast.
 
     ``exog`` holds regressors known in advance, row-aligned with ``series``; the model receives the
     rows of its history and, separately, the rows of the period it forecasts. ``metrics`` names the
-    metrics to score (one name alone is one metric). Every argument is checked before the first fit.
+    metrics to score (one name alone is one metric); the default, ``DEFAULT_METRICS``, also scores the
+    interval metrics when quantiles are asked for (:func:`backtest.metrics.default_metrics`).
+    ``quantiles`` (levels in (0, 1), e.g. ``(0.05, 0.5, 0.95)``) asks the model for quantile forecasts
+    too, scored by the interval metrics. ``n_jobs`` > 1 runs the refit blocks (the folds between two
+    refits) in that many worker processes through joblib, with results identical to ``n_jobs=1`` for a
+    model whose fit depends on its training window alone. Every argument is checked before the first fit.
     """
     _check_model(model)
     _check_spec(spec)
-    metrics = metric_names(metrics)
+    levels = _as_levels(quantiles)
+    jobs = _check_jobs(n_jobs)
+    metrics = metric_names(default_metrics(levels) if metrics is DEFAULT_METRICS else metrics)
+    check_quantile_metrics(metrics, levels)
+    if levels:
+        _check_quantile_model(model, levels)
     series = _as_series(series)
     y = _check_series(series)
     n, h, gap = len(y), spec.horizon, spec.gap
@@ -320,43 +354,23 @@ def run(
     X = None if exog is None else _as_exog(exog, n)
 
     steps = gap + h
-    predict, predict_batch = (f"model {_name_of(model)}.{method}" for method in ("predict", "predict_batch"))
-    forecasts = np.empty((k_folds, steps))
     batched = context is not None and X is None and callable(getattr(model, "predict_batch", None))
-    boundaries = np.append(np.flatnonzero(refit), k_folds)
-    for first, end in zip(boundaries[:-1].tolist(), boundaries[1:].tolist()):  # ints: they appear in messages
-        where = _where(origins, first)
-        train = _frozen(y[starts[first] : stops[first]].copy())
-        if X is None:
-            _call(where, model.fit, train)
-        else:
-            _call(where, model.fit, train, exog=_frozen(X[starts[first] : stops[first]].copy()))
-        if batched:
-            assert context is not None  # batched needs a context_length
-            window = stops[first:end, None] - context + np.arange(context)
-            contexts = _frozen(y[window])
-            raw = _call(where, model.predict_batch, contexts, steps)
-            forecasts[first:end] = _checked_batch(raw, end - first, steps, origins, first, predict_batch)
-            continue
-        for k in range(first, end):
-            where = _where(origins, k)
-            lo = starts[k] if context is None else stops[k] - context
-            # where the refit window is the forecast context, one read-only copy serves both
-            history = train if k == first and lo == starts[first] else _frozen(y[lo : stops[k]].copy())
-            if X is None:
-                raw = _call(where, model.predict, history, steps)
-            else:
-                raw = _call(
-                    where,
-                    model.predict,
-                    history,
-                    steps,
-                    exog=_frozen(X[lo : stops[k]].copy()),
-                    exog_future=_frozen(X[stops[k] : stops[k] + steps].copy()),
-                )
-            forecasts[k] = _checked_forecast(raw, (steps,), where, predict)
+    # a model that learns nothing is fit once: refitting it would change no forecast, only cost time
+    boundaries = np.array([0, k_folds]) if _stateless(model) else np.append(np.flatnonzero(refit), k_folds)
+    blocks = list(zip(boundaries[:-1].tolist(), boundaries[1:].tolist()))  # ints: they appear in messages
+    walk = _Walk(y, X, starts, stops, origins, context, batched, steps, levels, _name_of(model))
+    forecasts = np.empty((k_folds, steps))
+    bands = np.empty((k_folds, steps, len(levels))) if levels else None
+    if jobs == 1 or len(blocks) == 1:
+        for first, end in blocks:
+            forecasts[first:end], block_bands = walk.block(model, first, end)
+            if bands is not None:
+                bands[first:end] = block_bands
+    else:
+        _in_parallel(walk, model, blocks, jobs, forecasts, bands)
 
     forecasts = forecasts[:, gap:]
+    bands = None if bands is None else bands[:, gap:]
     test = stops[:, None] + gap + np.arange(h)
     actuals = y[test]
     last = y[stops - 1]
@@ -364,7 +378,7 @@ def run(
     moves = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(y)))])
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = (moves[stops - 1] - moves[starts]) / (stops - 1 - starts)
-    scores = score(actuals, forecasts, last=last, scale=scale, metrics=metrics)
+    scores = score(actuals, forecasts, last=last, scale=scale, metrics=metrics, quantiles=bands, levels=levels)
     return BacktestResult(
         model=name or _name_of(model),
         spec=spec,
@@ -380,13 +394,140 @@ def run(
         excluded=scores.excluded,
         data=fingerprint(series),
         params=_params_of(model),
+        quantiles=bands,
+        levels=levels,
     )
 
 
-def _checked_batch(raw: Any, rows: int, steps: int, origins: pd.Index, first: int, source: str) -> np.ndarray:
-    """Validate a ``predict_batch`` answer, naming the first fold whose row is unusable."""
-    out = _as_forecast(raw, (rows, steps), f"{_where(origins, first)} (batch of {rows} origins)", source)
-    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+class _Walk:
+    """Everything a refit block needs, apart from the model: picklable, so a block can run in another process.
+
+    The series ``y`` travels whole, but a model only ever receives read-only copies of what it may see.
+    """
+
+    def __init__(
+        self,
+        y: np.ndarray,
+        X: np.ndarray | None,
+        starts: np.ndarray,
+        stops: np.ndarray,
+        origins: pd.Index,
+        context: int | None,
+        batched: bool,
+        steps: int,
+        levels: tuple[float, ...],
+        model_name: str,
+    ) -> None:
+        self.y, self.X, self.starts, self.stops, self.origins = y, X, starts, stops, origins
+        self.context, self.batched, self.steps, self.levels = context, batched, steps, levels
+        self.wanted = _frozen(np.array(levels)) if levels else None
+        self.model_name = model_name
+        methods = ("predict", "predict_batch", "predict_quantiles", "predict_quantiles_batch")
+        self.sources = {method: f"model {model_name}.{method}" for method in methods}
+
+    def block(self, model: Any, first: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fit ``model`` at fold ``first`` and forecast folds ``first`` to ``end`` (exclusive)."""
+        y, X, starts, stops, origins = self.y, self.X, self.starts, self.stops, self.origins
+        context, steps, levels, wanted, sources = self.context, self.steps, self.levels, self.wanted, self.sources
+        forecasts = np.empty((end - first, steps))
+        bands = np.empty((end - first, steps, len(levels))) if levels else None
+        where = _where(origins, first)
+        train = _frozen(y[starts[first] : stops[first]].copy())
+        if X is None:
+            _call(where, model.fit, train)
+        else:
+            _call(where, model.fit, train, exog=_frozen(X[starts[first] : stops[first]].copy()))
+        if self.batched:
+            assert context is not None  # batched needs a context_length
+            window = stops[first:end, None] - context + np.arange(context)
+            contexts = _frozen(y[window])
+            raw = _call(where, model.predict_batch, contexts, steps)
+            forecasts[:] = _checked_batch(raw, end - first, steps, origins, first, sources["predict_batch"])
+            if bands is not None and callable(getattr(model, "predict_quantiles_batch", None)):
+                raw = _call(where, model.predict_quantiles_batch, contexts, steps, wanted)
+                source = sources["predict_quantiles_batch"]
+                bands[:] = _checked_batch(raw, end - first, steps, origins, first, source, levels=levels)
+            elif bands is not None:
+                for k in range(first, end):
+                    history = _frozen(contexts[k - first].copy())
+                    raw = _call(_where(origins, k), model.predict_quantiles, history, steps, wanted)
+                    bands[k - first] = _checked_bands(
+                        raw, steps, levels, _where(origins, k), sources["predict_quantiles"]
+                    )
+            return forecasts, bands
+        for k in range(first, end):
+            where = _where(origins, k)
+            lo = starts[k] if context is None else stops[k] - context
+            # where the refit window is the forecast context, one read-only copy serves both
+            history = train if k == first and lo == starts[first] else _frozen(y[lo : stops[k]].copy())
+            regressors: dict[str, np.ndarray] = {}
+            if X is not None:
+                regressors = {
+                    "exog": _frozen(X[lo : stops[k]].copy()),
+                    "exog_future": _frozen(X[stops[k] : stops[k] + steps].copy()),
+                }
+            raw = _call(where, model.predict, history, steps, **regressors)
+            forecasts[k - first] = _checked_forecast(raw, (steps,), where, sources["predict"])
+            if bands is not None:
+                raw = _call(where, model.predict_quantiles, history, steps, wanted, **regressors)
+                bands[k - first] = _checked_bands(raw, steps, levels, where, sources["predict_quantiles"])
+        return forecasts, bands
+
+
+def _block_on_worker(walk: _Walk, model: Any, first: int, end: int, keep: bool):
+    """One refit block in a worker process, on the worker's own copy of the model; ``keep``: return it fitted."""
+    forecasts, bands = walk.block(model, first, end)
+    return forecasts, bands, (model if keep else None)
+
+
+def _in_parallel(
+    walk: _Walk, model: Any, blocks: list[tuple[int, int]], jobs: int, forecasts: np.ndarray, bands: np.ndarray | None
+) -> None:
+    """Run the refit blocks through joblib (local processes by default; ``joblib.parallel_config(backend=
+    "dask")`` sends them to a Dask cluster). Every block starts from the model as given, so its fit must
+    depend on its training window alone; the model passed in ends fitted like the last block's."""
+    import cloudpickle  # what loky pickles with: the check sees what the workers would
+    import joblib  # type: ignore[import-untyped]
+
+    try:
+        cloudpickle.dumps(model)
+    except Exception as exc:
+        raise TypeError(
+            f"n_jobs={jobs}: model {walk.model_name} cannot be sent to worker processes, it cannot be pickled "
+            f"({type(exc).__name__}: {exc}); make it picklable (no open files, locks or live connections in its "
+            "attributes) or use n_jobs=1"
+        ) from exc
+    last = len(blocks) - 1
+    done = joblib.Parallel(n_jobs=jobs)(
+        joblib.delayed(_block_on_worker)(walk, model, first, end, i == last) for i, (first, end) in enumerate(blocks)
+    )
+    for (first, end), (block_forecasts, block_bands, fitted) in zip(blocks, done):
+        forecasts[first:end] = block_forecasts
+        if bands is not None:
+            bands[first:end] = block_bands
+        if fitted is not None and hasattr(model, "__dict__") and hasattr(fitted, "__dict__"):
+            vars(model).update(vars(fitted))
+
+
+def _check_jobs(n_jobs: Any) -> int:
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or not (n_jobs >= 1 or n_jobs == -1):
+        raise ValueError(
+            f"n_jobs must be a whole number >= 1 (worker processes for the refit blocks) or -1 (one per CPU), "
+            f"got {n_jobs!r}"
+        )
+    return int(n_jobs)
+
+
+def _checked_batch(
+    raw: Any, rows: int, steps: int, origins: pd.Index, first: int, source: str, levels: tuple[float, ...] = ()
+) -> np.ndarray:
+    """Validate a ``predict_batch`` (or, with ``levels``, ``predict_quantiles_batch``) answer, naming the
+    first fold whose row is unusable."""
+    expected = (rows, steps, len(levels)) if levels else (rows, steps)
+    per = "one (steps, levels) block per origin" if levels else ""
+    out = _as_forecast(raw, expected, f"{_where(origins, first)} (batch of {rows} origins)", source, per)
+    finite = np.isfinite(out).reshape(rows, -1).all(axis=1)
+    bad = np.flatnonzero(~finite)
     if bad.size:
         k = first + int(bad[0])
         count = int((~np.isfinite(out)).sum())
@@ -394,4 +535,77 @@ def _checked_batch(raw: Any, rows: int, steps: int, origins: pd.Index, first: in
             f"{_where(origins, k)}: forecast contains NaN/inf ({count} value(s) in the batch); {source} must "
             "return finite numbers"
         )
+    if levels:
+        crossed = np.flatnonzero((np.diff(out, axis=2) < 0).any(axis=(1, 2)))
+        if crossed.size:
+            k = int(crossed[0])
+            _check_crossing(out[k], levels, _where(origins, first + k), source)
     return out
+
+
+def _checked_bands(raw: Any, steps: int, levels: tuple[float, ...], where: object, source: str) -> np.ndarray:
+    """Validate one fold's ``predict_quantiles`` answer: shape ``(steps, levels)``, finite, not crossing."""
+    out = _as_forecast(raw, (steps, len(levels)), where, source, "one row per step and one column per level")
+    if not np.isfinite(out).all():
+        raise ModelError(
+            f"{where}: quantile forecast contains {int((~np.isfinite(out)).sum())} NaN/inf value(s); {source} "
+            "must return finite numbers"
+        )
+    _check_crossing(out, levels, where, source)
+    return out
+
+
+def _check_crossing(out: np.ndarray, levels: tuple[float, ...], where: object, source: str) -> None:
+    """A ``(steps, levels)`` quantile forecast must not decrease from one level to the next."""
+    drops = np.argwhere(np.diff(out, axis=1) < 0)
+    if drops.size:
+        step, j = (int(v) for v in drops[0])
+        raise ModelError(
+            f"{where}: quantiles cross at step {step + 1}: the {levels[j]:g} quantile {out[step, j]:.6g} exceeds "
+            f"the {levels[j + 1]:g} quantile {out[step, j + 1]:.6g} ({len(drops)} crossing(s)); {source} must "
+            "return each step's quantiles in the order of the levels, non-decreasing"
+        )
+
+
+def _as_levels(quantiles: Any) -> tuple[float, ...]:
+    """The requested quantile levels, sorted, or a ValueError saying what is wrong with them."""
+    if quantiles is None:
+        return ()
+    example = "e.g. quantiles=(0.05, 0.5, 0.95)"
+    if isinstance(quantiles, (str, bytes)) or not hasattr(quantiles, "__iter__"):
+        raise TypeError(f"quantiles must be a sequence of levels in (0, 1), {example}; got {quantiles!r}")
+    try:
+        levels = [float(t) for t in quantiles]
+    except (TypeError, ValueError):
+        raise TypeError(f"quantiles must be numbers in (0, 1), {example}; got {quantiles!r}") from None
+    if not levels:
+        raise ValueError(f"quantiles is empty; name at least one level, {example}, or pass None")
+    outside = [t for t in levels if not (0.0 < t < 1.0)]
+    if outside:
+        raise ValueError(
+            f"quantile levels must lie strictly between 0 and 1, got {outside} in {tuple(levels)}; {example}"
+        )
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"quantile levels repeat in {tuple(levels)}; name each level once, {example}")
+    return tuple(sorted(levels))
+
+
+def _check_quantile_model(model: Any, levels: tuple[float, ...]) -> None:
+    if not any(callable(getattr(model, m, None)) for m in ("predict_quantiles", "predict_quantiles_batch")):
+        raise TypeError(
+            f"quantiles={levels} needs quantile forecasts, and model {_name_of(model)} has no "
+            "predict_quantiles(history, steps, quantiles) method; add one (it returns a (steps, len(quantiles)) "
+            "array), use a baseline that has one (backtest.RandomWalk), or drop quantiles"
+        )
+    if not callable(getattr(model, "predict_quantiles", None)) and not (
+        getattr(model, "context_length", None) is not None and callable(getattr(model, "predict_batch", None))
+    ):
+        raise TypeError(
+            f"model {_name_of(model)} has predict_quantiles_batch but no predict_quantiles; the batch method is only "
+            "used beside predict_batch and context_length, so add predict_quantiles(history, steps, quantiles)"
+        )
+
+
+def _stateless(model: Any) -> bool:
+    """A model that declares ``stateless = True``: its ``fit`` learns nothing (see backtest.models)."""
+    return getattr(model, "stateless", False) is True

@@ -17,10 +17,11 @@ def walk_forward(request: pytest.FixtureRequest):
     """Run a walk-forward backtest inside a test and record it for MLflow and the regression gate.
 
     Call it as ``walk_forward(model, series, spec, *, name=None, role="candidate", label=None,
-    exog=None, metrics=None)``; it returns the :class:`backtest.BacktestResult`, so the test can add
-    assertions of its own. ``role="reference"`` logs a benchmark model without gating or registering
-    it. ``label`` names the horizon in metric names (default ``"<horizon>d"``, e.g. ``30d/rmse``).
-    With the plugin off (no ``--mlflow-experiment``) it only runs the backtest.
+    exog=None, metrics=None, quantiles=None)``; it returns the :class:`backtest.BacktestResult`, so the
+    test can add assertions of its own. ``quantiles`` (e.g. ``(0.05, 0.5, 0.95)``) asks the model for
+    quantile forecasts, scored by the interval metrics. ``role="reference"`` logs a benchmark model
+    without gating or registering it. ``label`` names the horizon in metric names (default
+    ``"<horizon>d"``, e.g. ``30d/rmse``). With the plugin off (no ``--mlflow-experiment``) it only runs the backtest.
     """
     session = request.config.stash.get(SESSION_KEY, None)
 
@@ -34,6 +35,7 @@ def walk_forward(request: pytest.FixtureRequest):
         label: str | None = None,
         exog: Any = None,
         metrics: tuple[str, ...] | None = None,
+        quantiles: Any = None,
     ):
         import backtest
 
@@ -49,12 +51,10 @@ def walk_forward(request: pytest.FixtureRequest):
         from .records import check_label
 
         label = check_label(label or f"{spec.horizon}d")  # it becomes part of metric, param and artifact names
-        wanted = (metrics,) if isinstance(metrics, str) else tuple(metrics or backtest.DEFAULT_METRICS)
-        if session is not None:
-            wanted += tuple(m for m in session.settings.gate_metrics if m not in wanted)
+        wanted = _wanted(metrics, quantiles, session.settings.gate_metrics if session is not None else (), role)
         model_name = name or getattr(model, "name", None) or type(model).__name__
         try:
-            result = backtest.run(model, series, spec, name=model_name, exog=exog, metrics=wanted)
+            result = backtest.run(model, series, spec, name=model_name, exog=exog, metrics=wanted, quantiles=quantiles)
         except Exception as exc:
             if session is not None:
                 session.record_error(request.node, model=model_name, role=role, label=label, error=exc)
@@ -72,3 +72,32 @@ def walk_forward(request: pytest.FixtureRequest):
         return result
 
     return run
+
+
+def _wanted(metrics: Any, quantiles: Any, gate_metrics: tuple[str, ...], role: str) -> tuple[str, ...]:
+    """The metrics to score: the test's (or the defaults for its quantiles), then each gate metric.
+
+    A reference model without quantiles is not asked for an interval gate metric (it has no interval to
+    score); a candidate is, and ``backtest.run`` says what is missing.
+    """
+    from backtest.metrics import default_metrics, get_metric, metric_names
+
+    try:
+        levels = () if quantiles is None else tuple(sorted(float(t) for t in quantiles))
+    except (TypeError, ValueError):
+        levels = ()  # backtest.run names what is wrong with them
+    wanted = (metrics,) if isinstance(metrics, str) else tuple(metrics or default_metrics(levels))
+    for name in gate_metrics:
+        if name in wanted:
+            continue
+        try:
+            metric = get_metric(name)
+        except ValueError as exc:
+            raise ValueError(
+                f"gate metric {name!r} (--forecast-gate-metrics) is neither built in nor registered: {exc}. Register "
+                "a metric of your own with backtest.register_metric in conftest.py, or correct the name"
+            ) from None
+        if metric.needs_quantiles and not levels and role == "reference":
+            continue
+        wanted += (name,)
+    return metric_names(wanted)

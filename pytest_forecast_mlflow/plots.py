@@ -36,7 +36,8 @@ def _margins(fig) -> None:
 def figures(
     record: Record, folder: Path, *, baseline=None, reference: Record | None = None, metric: str = "rmse"
 ) -> Iterator[Path]:
-    """Write the three PNGs of one horizon into ``folder`` and yield their paths."""
+    """Write the three PNGs of one horizon into ``folder`` and yield their paths; a fourth, the coverage of
+    the forecast interval by step ahead, when the model forecast one."""
     from matplotlib.figure import Figure
 
     label = sanitize(record.label)
@@ -116,6 +117,29 @@ def figures(
     path = folder / f"{label}_error_by_step.png"
     fig.savefig(path)
     yield path
+
+    if record.coverage_by_step and record.nominal is not None:
+        yield coverage_figure(record, folder / f"{label}_coverage_by_step.png")
+
+
+def coverage_figure(record: Record, path: Path) -> Path:
+    """The interval's coverage at each step ahead (pooled over folds) against its nominal level."""
+    from matplotlib.figure import Figure
+
+    assert record.nominal is not None
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
+    steps = np.arange(1, len(record.coverage_by_step) + 1)
+    ax.plot(steps, record.coverage_by_step, marker=".", label=f"{record.model}")
+    ax.axhline(record.nominal, color="black", linewidth=0.8, linestyle=":", label=f"nominal {record.nominal:.0%}")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{record.label}: coverage of the {record.nominal:.0%} interval by step ahead")
+    ax.set_xlabel("steps ahead")
+    ax.set_ylabel("share of actuals inside (pooled over folds)")
+    ax.legend(loc="lower left", fontsize=8)
+    _margins(fig)
+    fig.savefig(path)
+    return path
 
 
 # -- drawing in another process ------------------------------------------------------------------------

@@ -72,6 +72,11 @@ class Record:
     fold_metrics: dict[str, list[float]] = field(default_factory=dict)
     aggregates: dict[str, float] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
+    #: the quantile levels the model forecast (sorted), and, for its outermost symmetric interval, the
+    #: nominal level and the coverage at each step ahead pooled over folds (the coverage plot)
+    levels: list[float] = field(default_factory=list)
+    nominal: float | None = None
+    coverage_by_step: list[float] = field(default_factory=list)
     model_file: str | None = None
     model_kind: str | None = None
     input_example: list[list[float]] | None = None
@@ -130,6 +135,7 @@ def from_result(
     """Flatten a :class:`backtest.BacktestResult` into a :class:`Record`."""
     import numpy as np
 
+    interval = result.coverage_by_step()
     return Record(
         nodeid=nodeid,
         location=tuple(location),
@@ -152,6 +158,9 @@ def from_result(
         fold_metrics={name: values.tolist() for name, values in result.fold_metrics.items()},
         aggregates=result.aggregates(),
         excluded=dict(result.excluded),
+        levels=list(result.levels),
+        nominal=None if interval is None else float(interval[0]),
+        coverage_by_step=[] if interval is None else interval[1].tolist(),
     )
 
 

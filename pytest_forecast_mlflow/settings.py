@@ -22,7 +22,19 @@ if TYPE_CHECKING:  # pytest itself is imported where an error is raised: the CLI
 GROUP = "forecast-mlflow"
 
 #: Gate metrics the plugin knows, with their direction (kept here so the plugin needs no pandas).
-KNOWN_METRICS = ("rmse", "mae", "mape", "smape", "mase", "directional_accuracy")
+KNOWN_METRICS = (
+    "rmse",
+    "mae",
+    "mape",
+    "smape",
+    "mase",
+    "directional_accuracy",
+    "mse",
+    "pinball",
+    "coverage",
+    "coverage_error",
+    "interval_score",
+)
 GATE_MODES = ("fail", "warn", "off")
 GATE_METHODS = ("dm", "threshold")
 UNAVAILABLE_MODES = ("fail", "spool")
@@ -80,13 +92,33 @@ def _positive_seconds(value: str) -> float:
 
 
 def _metrics(value: str) -> tuple[str, ...]:
+    """Gate metric names: built-in, or registered with ``backtest.register_metric`` (in a conftest.py).
+
+    pytest parses the command line once before it imports conftest files: while ``backtest`` is not
+    imported nothing can have registered a metric yet, so a well-formed unknown name waits for the parse
+    after them (and for the walk_forward fixture, which names it if it is still unknown).
+    """
+    import sys
+
     names = tuple(name.strip() for name in str(value).replace(";", ",").split(",") if name.strip())
     if not names:
         raise argparse.ArgumentTypeError("name at least one gate metric, e.g. rmse or rmse,mae")
-    unknown = [name for name in names if name not in KNOWN_METRICS]
-    if unknown:
+    if "coverage" in names:
         raise argparse.ArgumentTypeError(
-            f"unknown gate metric(s) {', '.join(map(repr, unknown))}; known metrics: {', '.join(KNOWN_METRICS)}"
+            "'coverage' cannot gate: it is best at its nominal level (a 90% interval should cover 90%), neither "
+            "higher nor lower; gate on coverage_error (its distance to the nominal level, lower is better) or "
+            "interval_score"
+        )
+    unknown = [name for name in names if name not in KNOWN_METRICS]
+    library = sys.modules.get("backtest.metrics")
+    registered: tuple[str, ...] = () if library is None else tuple(library.registered_metrics())
+    malformed = [name for name in unknown if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name)]
+    unknown = [name for name in unknown if name not in registered]
+    if malformed or (unknown and library is not None):
+        raise argparse.ArgumentTypeError(
+            f"unknown gate metric(s) {', '.join(map(repr, malformed or unknown))}; known metrics: "
+            f"{', '.join((*KNOWN_METRICS, *registered))}; a metric of your own must be registered before the "
+            "options are read (backtest.register_metric in conftest.py)"
         )
     return names
 

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from backtest import METRICS, Drift, Naive, WalkForward, WindowMean, get_metric, run, score
-from backtest.metrics import metric_names
+from backtest.metrics import DEFAULT_METRICS, metric_names
+
+#: every built-in metric of point forecasts (the interval metrics are tested in test_quantiles.py)
+POINT = (*DEFAULT_METRICS, "mse")
 
 
 def reference(name: str, actual, forecast, last, scale) -> tuple[list[float], float, int]:
@@ -24,7 +27,7 @@ def reference(name: str, actual, forecast, last, scale) -> tuple[list[float], fl
         terms: list[float] = []
         for j in range(len(actual[k])):
             a, f = float(actual[k][j]), float(forecast[k][j])
-            if name == "rmse":
+            if name in ("rmse", "mse"):
                 terms.append((f - a) ** 2)
             elif name == "mae":
                 terms.append(abs(f - a))
@@ -85,9 +88,9 @@ def scoring_inputs(draw: st.DrawFn):
 @given(scoring_inputs())
 def test_every_metric_matches_a_reference_loop(inputs) -> None:
     actual, forecast, last, scale = inputs
-    scores = score(actual, forecast, last=last, scale=scale)
-    assert list(scores.per_fold) == list(METRICS)
-    for name in METRICS:
+    scores = score(actual, forecast, last=last, scale=scale, metrics=POINT)
+    assert list(score(actual, forecast, last=last, scale=scale).per_fold) == list(DEFAULT_METRICS)
+    for name in POINT:
         per_fold, pooled, excluded = reference(name, actual, forecast, last, scale)
         assert scores.per_fold[name].shape == (len(actual),)
         assert scores.per_fold[name].tolist() == pytest.approx(per_fold, rel=1e-9, abs=1e-12, nan_ok=True), name
@@ -99,8 +102,8 @@ def test_every_metric_matches_a_reference_loop(inputs) -> None:
 @given(scoring_inputs())
 def test_no_metric_is_ever_infinite_and_percentages_stay_in_range(inputs) -> None:
     actual, forecast, last, scale = inputs
-    scores = score(actual, forecast, last=last, scale=scale)
-    for name in METRICS:
+    scores = score(actual, forecast, last=last, scale=scale, metrics=POINT)
+    for name in POINT:
         assert not np.isinf(scores.per_fold[name]).any(), name
         assert not math.isinf(scores.pooled[name]), name
     smape = np.append(scores.per_fold["smape"], scores.pooled["smape"])
@@ -168,16 +171,23 @@ def test_every_metric_declares_its_direction() -> None:
         "smape": "lower",
         "mase": "lower",
         "directional_accuracy": "higher",
+        "mse": "lower",
+        "pinball": "lower",
+        "coverage": "higher",  # never gated: better is closest to the nominal level (its ``better``)
+        "coverage_error": "lower",
+        "interval_score": "lower",
     }
+    assert [name for name in METRICS if not get_metric(name).gateable] == ["coverage"]
+    assert get_metric("coverage").better == "nominal"
     assert get_metric("rmse").lower_is_better
     assert not get_metric("directional_accuracy").lower_is_better
 
 
 def test_an_unknown_metric_lists_the_known_ones() -> None:
     with pytest.raises(
-        ValueError, match="unknown metric 'mse'; known metrics: rmse, mae, mape, smape, mase"
+        ValueError, match="unknown metric 'rmsd'; known metrics: rmse, mae, mape, smape, mase"
     ) as excinfo:
-        get_metric("mse")
+        get_metric("rmsd")
     assert str(excinfo.value).endswith("(did you mean 'rmse'?)")
     assert not isinstance(excinfo.value, KeyError)  # a KeyError's message prints inside quotes
 
@@ -224,7 +234,7 @@ def test_backtest_metrics_match_reference_loops_over_the_series(
     n = len(y)
     spec = WalkForward(horizon=horizon, gap=gap, step=step, initial=8, window=window)
     model = WindowMean(k=min(k, window or k))
-    result = run(model, pd.Series(y), spec)
+    result = run(model, pd.Series(y), spec, metrics=POINT)
 
     stops = list(range(8, n - gap - horizon + 1, step))
     actual, forecast, last, scale = [], [], [], []
@@ -238,7 +248,7 @@ def test_backtest_metrics_match_reference_loops_over_the_series(
     assert result.n_folds == len(stops)
     np.testing.assert_allclose(result.actuals, actual)
     np.testing.assert_allclose(result.forecasts, forecast, rtol=1e-12)
-    for name in METRICS:
+    for name in POINT:
         per_fold, pooled, excluded = reference(name, actual, result.forecasts, last, scale)
         assert result.fold_metrics[name].tolist() == pytest.approx(per_fold, rel=1e-9, abs=1e-9, nan_ok=True), name
         assert result.pooled[name] == pytest.approx(pooled, rel=1e-9, abs=1e-9, nan_ok=True), name
@@ -283,7 +293,7 @@ def test_naive_on_a_straight_line_has_known_errors() -> None:
     np.testing.assert_allclose(result.fold_metrics["smape"], (200 * j / (8 + 2 * k + j)).mean(axis=1))
     # a naive forecast always ties with the last value: no direction to score
     assert np.isnan(result.fold_metrics["directional_accuracy"]).all()
-    assert result.excluded == {name: 0 for name in METRICS} | {"directional_accuracy": 15}
+    assert result.excluded == {name: 0 for name in DEFAULT_METRICS} | {"directional_accuracy": 15}
     assert result.pooled["mae"] == 2.0
 
 

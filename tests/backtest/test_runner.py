@@ -582,6 +582,9 @@ def test_the_batched_path_asks_once_per_refit() -> None:
     class Counting(Naive):
         calls = 0
 
+        def fit(self, history: np.ndarray) -> None:  # it may learn: refit as the spec says
+            pass
+
         def predict_batch(self, contexts: np.ndarray, steps: int) -> np.ndarray:
             Counting.calls += 1
             return super().predict_batch(contexts, steps)
@@ -688,3 +691,89 @@ def test_the_name_comes_from_the_caller_then_the_model_then_its_class() -> None:
     assert run(Naive(), positions(8), spec).model == "Naive"
     assert run(Sequential(Drift(window=3)), positions(8), spec).model == "Drift"
     assert run(Naive(), positions(8), spec, name="random walk").model == "random walk"
+
+
+# -- refit blocks in worker processes (n_jobs) ---------------------------------------------------------------
+
+
+class NoisyMean:
+    """Refits a mean plus seeded noise; the seed comes from the training window, so any process agrees."""
+
+    def fit(self, history: np.ndarray) -> None:
+        rng = np.random.default_rng(len(history))
+        self.level = float(history.mean()) + rng.normal()
+        self.spread = float(np.diff(history).std()) + abs(rng.normal())
+
+    def predict(self, history: np.ndarray, steps: int) -> np.ndarray:
+        return self.level + 0.1 * (history[-1] - self.level) * np.ones(steps)
+
+    def predict_quantiles(self, history: np.ndarray, steps: int, quantiles: np.ndarray) -> np.ndarray:
+        return self.predict(history, steps)[:, None] + self.spread * (np.asarray(quantiles) - 0.5)[None, :]
+
+
+class FailsLate(NoisyMean):
+    def predict(self, history: np.ndarray, steps: int) -> np.ndarray:
+        if len(history) == 47:
+            raise ArithmeticError("no forecast today")
+        return super().predict(history, steps)
+
+
+def test_refit_blocks_on_two_workers_give_bit_identical_results_and_a_fitted_model() -> None:
+    series = pd.Series(
+        100 + np.random.default_rng(3).normal(size=90).cumsum(), index=pd.bdate_range("2024-01-01", periods=90)
+    )
+    spec = WalkForward(horizon=3, step=2, initial=30, refit=4)
+    one, two = NoisyMean(), NoisyMean()
+    alone = run(one, series, spec, quantiles=(0.1, 0.5, 0.9))
+    shared = run(two, series, spec, quantiles=(0.1, 0.5, 0.9), n_jobs=2)
+
+    assert shared.forecasts.tobytes() == alone.forecasts.tobytes()
+    assert shared.quantiles is not None
+    assert alone.quantiles is not None
+    assert shared.quantiles.tobytes() == alone.quantiles.tobytes()
+    assert {k: v.tobytes() for k, v in shared.fold_metrics.items()} == {
+        k: v.tobytes() for k, v in alone.fold_metrics.items()
+    }
+    assert (two.level, two.spread) == (one.level, one.spread)  # fitted on the last refit window, like n_jobs=1
+
+
+def test_an_error_on_a_worker_names_the_fold_and_its_origin() -> None:
+    with pytest.raises(ModelError, match=r"^fold 8 \(origin 2024-03-05 00:00:00\): ArithmeticError: no forecast today"):
+        run(
+            FailsLate(),
+            pd.Series(np.arange(60.0), index=pd.bdate_range("2024-01-01", periods=60)),
+            WalkForward(horizon=2, initial=39, refit=3),
+            n_jobs=2,
+        )
+
+
+def test_a_model_that_cannot_be_pickled_is_named_before_any_worker_starts() -> None:
+    import threading
+
+    class Locked(NoisyMean):
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+    with pytest.raises(
+        TypeError,
+        match=r"^n_jobs=2: model Locked cannot be sent to worker processes, it cannot be pickled "
+        r"\(TypeError: cannot pickle '_thread.lock'",
+    ):
+        run(Locked(), positions(40), WalkForward(horizon=2, initial=20, refit=3), n_jobs=2)
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, True, "2"])
+def test_n_jobs_must_be_a_count_of_workers(n_jobs: Any) -> None:
+    with pytest.raises(
+        ValueError, match=r"^n_jobs must be a whole number >= 1 \(worker processes for the refit blocks\) or -1"
+    ):
+        run(Naive(), positions(20), WalkForward(horizon=1, initial=10), n_jobs=n_jobs)
+
+
+def test_importing_backtest_does_not_import_joblib() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, backtest; print('joblib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

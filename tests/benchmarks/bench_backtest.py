@@ -15,6 +15,11 @@ over interleaved repeats and the ratios between the things it runs side by side;
    the reference job and, for context, on the same values with a daily DatetimeIndex.
 3. Batched against sequential on the reference job: the same ``Naive`` forecasts, once through
    ``predict_batch`` and once through one ``predict`` per fold (a wrapper that hides the batch API).
+4. The refit path (issue #15): the reference job with ``refit=1`` against ``refit=0`` for ``Naive`` and
+   ``Drift(window=250)``, stateless models the runner fits once and batches whatever the cadence.
+   Target: refit=1 / refit=0 <= 1.5 for ``Naive``. With ``--before`` it also times the same job with the
+   stateless declaration hidden (a subclass whose ``fit`` is overridden: one fit and one batch per
+   fold, the path every model took before).
 """
 
 from __future__ import annotations
@@ -46,6 +51,14 @@ QUOTED = {  # seconds for the same job on this class of machine, as given to the
 }
 TARGET_RUN_S = 0.02
 TARGET_OVERHEAD_US = 20.0
+TARGET_REFIT_RATIO = 1.5
+
+
+class Refit(backtest.Naive):
+    """``Naive`` with an overridden (empty) ``fit``: no longer declared stateless, so refit at every fold."""
+
+    def fit(self, history: np.ndarray) -> None:
+        pass
 
 
 class Sequential:
@@ -198,6 +211,37 @@ def main() -> int:
     print(f"   {'Naive, predict_batch once':34}{batched:>10.4f} s")
     print(f"   {'Naive wrapped, predict per fold':34}{sequential:>10.4f} s")
     print(f"   sequential / batched = {sequential / batched:.1f}x")
+    print()
+
+    # 4. the refit path ----------------------------------------------------------------------------
+    cases: dict[str, Callable[[], object]] = {
+        "Naive refit=0": lambda: backtest.run(backtest.Naive(), y, SPEC, metrics=METRICS),
+        "Naive refit=1": lambda: backtest.run(backtest.Naive(), y, REFIT_SPEC, metrics=METRICS),
+        "Drift refit=0": lambda: backtest.run(backtest.Drift(250), y, SPEC, metrics=METRICS),
+        "Drift refit=1": lambda: backtest.run(backtest.Drift(250), y, REFIT_SPEC, metrics=METRICS),
+    }
+    if "--before" in sys.argv:
+        cases["Naive refit=1, fit per fold"] = lambda: backtest.run(Refit(), y, REFIT_SPEC, metrics=METRICS)
+    times = interleaved(cases, REPEATS)
+    same = np.array_equal(
+        backtest.run(backtest.Naive(), y, SPEC, metrics=METRICS).forecasts,
+        backtest.run(backtest.Naive(), y, REFIT_SPEC, metrics=METRICS).forecasts,
+    )
+    print(
+        f"4. the refit path, reference job with refit=1 against refit=0 ({REPEATS} interleaved repeats; "
+        f"identical forecasts: {same})"
+    )
+    for name, values in times.items():
+        print(f"   {name:34}{median(values):>10.4f} s")
+    ratio = median(times["Naive refit=1"]) / median(times["Naive refit=0"])
+    drift = median(times["Drift refit=1"]) / median(times["Drift refit=0"])
+    print(f"   refit=1 / refit=0: Naive {ratio:.2f}, Drift {drift:.2f}")
+    if "--before" in sys.argv:
+        before = median(times["Naive refit=1, fit per fold"]) / median(times["Naive refit=0"])
+        print(f"   fit per fold (the path before #15) / refit=0: {before:.1f}x")
+    print(
+        "   " + verdict(ratio <= TARGET_REFIT_RATIO, f"Naive refit=1 / refit=0 = {ratio:.2f} <= {TARGET_REFIT_RATIO}")
+    )
     return 0
 
 
