@@ -409,7 +409,7 @@ CATALOGUE = [
         ValueError,
         "unknown metric 'r2'; known metrics: rmse, mae, mape, smape, mase, directional_accuracy",
     ),
-    row("metrics-unknown-alone", backtest(metrics="mse"), ValueError, "unknown metric 'mse'", "did you mean 'rmse'?"),
+    row("metrics-unknown-alone", backtest(metrics="rmsd"), ValueError, "unknown metric 'rmsd'", "did you mean 'rmse'?"),
     row("metrics-upper-case", backtest(metrics="RMSE"), ValueError, "unknown metric 'RMSE'", "did you mean 'rmse'?"),
     row("metrics-empty", backtest(metrics=()), ValueError, "metrics is empty; name at least one"),
     row("metrics-empty-string", backtest(metrics=""), ValueError, "unknown metric ''; known metrics: rmse"),
@@ -626,7 +626,8 @@ INNER_ERRORS = [  # in test order: the error line each test ends with
     "E *TypeError: model must be an instance, got the class Naive; pass Naive(...)",
     "E *DataError: series has 1 NaN/inf value(s), first at 40; clean it with backtest.load_series",
     "E *TypeError: series must be a pandas Series *, got the path 'data/usdclp.csv'; load it first*",
-    "E *ValueError: unknown metric 'r2'; known metrics: rmse, mae, mape, smape, mase, directional_accuracy",
+    "E *ValueError: unknown metric 'r2'; known metrics: rmse, mae, mape, smape, mase, directional_accuracy, mse, "
+    "pinball, coverage, coverage_error, interval_score",
     "E *SpecificationError: max_folds=500, but the series allows only 8 fold(s)*Lower max_folds to 8 or less*",
     "E *SpecificationError: initial='2024-01-20' is a date, but the series has no DatetimeIndex*",
     "E *ModelError: fold 0 (origin 2024-01-20 00:00:00): forecast contains 2 NaN/inf value(s); model Nan.predict*",
