@@ -19,16 +19,22 @@ The autocovariances are taken about 0, the level the backtest promises, not abou
 few live forecasts, demeaning by their own mean biases a lag-29 estimate far below its value and
 makes the test cry wolf.
 
-**Sequential.** A one-sided CUSUM on the standardized losses, in units of the long-run deviation::
+**Sequential.** A one-sided CUSUM on the standardized losses, in units of the long-run deviation,
+tuned to the jump it should catch soonest (``REFERENCE_JUMP``: errors 50% larger, a shift of
+``delta = log 1.5 / sd(log b)``; the allowance is half of it, as for any CUSUM)::
 
-    S_n = max_{k<=n} sum_{i=k..n} (z_i - KAPPA * sqrt(omega)) / sqrt(omega)
+    S_n = max_{k<=n} sum_{i=k..n} (z_i - delta / 2) / sqrt(omega)
 
 ``S_n`` is small while live losses look like the backtest's and climbs steadily after a break; the
 monitor recomputes it at every check (daily, say) and says ``drift`` once it exceeds
-:func:`threshold`. ``KAPPA`` (the reference shift, in long-run deviations) and the thresholds are
-calibration constants, chosen by simulation (``tests/benchmarks/bench_drift.py``) so that a year of
-daily checks on a stable series raises a false alarm in at most 5% of years. Fewer than
-:func:`min_forecasts` scored forecasts give ``too few``.
+:func:`threshold`. ``REFERENCE_JUMP`` and the thresholds are calibration constants, chosen by
+simulation (``tests/benchmarks/bench_drift.py``) so that a year of daily checks on a stable series
+raises a false alarm in at most 5% of years. Fewer than :func:`min_forecasts` scored forecasts give
+``too few``.
+
+**What it costs.** Scoring whole ``h``-day forecasts, the monitor learns of a break ``h`` days late and
+from losses that overlap: on a simulated random walk it needs about three times the delay of an oracle
+that knows the jump and sees each day's one-step error (``bench_drift.py`` prints both).
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ from typing import Literal
 import numpy as np
 
 __all__ = [
-    "KAPPA",
+    "REFERENCE_JUMP",
     "THRESHOLDS",
     "DriftResult",
     "assess",
+    "allowance",
+    "log_spread",
     "long_run_ratios",
     "min_forecasts",
     "standardize",
@@ -53,10 +61,10 @@ __all__ = [
 
 Verdict = Literal["ok", "drift", "too few"]
 
-KAPPA = 0.25
-"""The CUSUM's reference value: the shift (in long-run standard deviations per forecast) it is tuned to."""
+REFERENCE_JUMP = 1.5
+"""The factor on the error scale the CUSUM is tuned to catch soonest (its allowance is half its log shift)."""
 
-THRESHOLDS: dict[int, float] = {1: 12.65, 7: 9.81, 15: 8.98, 30: 11.93, 90: 13.65}
+THRESHOLDS: dict[int, float] = {1: 19.81, 7: 14.31, 15: 15.54, 30: 17.85, 90: 19.52}
 """Alarm thresholds by horizon, calibrated to 5% false-alarm years of daily checks (365 checks a year,
 a random walk forecast by the no-change model, 100 backtest folds); other horizons interpolate in log h."""
 
@@ -88,6 +96,27 @@ def _positive_losses(name: str, values) -> np.ndarray:
     return array
 
 
+def _floor(backtest: np.ndarray) -> float:
+    return max(float(np.median(backtest)) * 1e-6, np.finfo(float).tiny)
+
+
+def _log_backtest(backtest_losses) -> np.ndarray:
+    backtest = _positive_losses("backtest_losses", backtest_losses)
+    if backtest.size < 3:
+        raise ValueError(
+            f"the backtest has {backtest.size} fold loss(es); the drift test needs at least 3 to know their spread"
+        )
+    log_backtest = np.log(np.maximum(backtest, _floor(backtest)))
+    if not float(log_backtest.std(ddof=1)) > 0:
+        raise ValueError("the backtest's fold losses are all equal; the drift test needs their spread")
+    return log_backtest
+
+
+def log_spread(backtest_losses) -> float:
+    """``sd(log b)``: the spread of the backtest's log losses, the unit of ``z``."""
+    return float(_log_backtest(backtest_losses).std(ddof=1))
+
+
 def standardize(live_losses, backtest_losses) -> np.ndarray:
     """``z_i``: the live losses on the log scale, centred and scaled by the backtest's log losses.
 
@@ -95,17 +124,9 @@ def standardize(live_losses, backtest_losses) -> np.ndarray:
     so that its logarithm is finite.
     """
     live = _positive_losses("live_losses", live_losses)
-    backtest = _positive_losses("backtest_losses", backtest_losses)
-    if backtest.size < 3:
-        raise ValueError(
-            f"the backtest has {backtest.size} fold loss(es); the drift test needs at least 3 to know their spread"
-        )
-    floor = max(float(np.median(backtest)) * 1e-6, np.finfo(float).tiny)
-    log_backtest = np.log(np.maximum(backtest, floor))
-    spread = float(log_backtest.std(ddof=1))
-    if not spread > 0:
-        raise ValueError("the backtest's fold losses are all equal; the drift test needs their spread")
-    return (np.log(np.maximum(live, floor)) - float(log_backtest.mean())) / spread
+    log_backtest = _log_backtest(backtest_losses)
+    floor = _floor(np.exp(log_backtest))
+    return (np.log(np.maximum(live, floor)) - float(log_backtest.mean())) / float(log_backtest.std(ddof=1))
 
 
 def long_run_ratios(z: np.ndarray, horizon: int) -> np.ndarray:
@@ -130,29 +151,35 @@ def long_run_ratios(z: np.ndarray, horizon: int) -> np.ndarray:
     return np.clip(ratio, 1.0, float(horizon))
 
 
-def statistic_path(z: np.ndarray, horizon: int) -> np.ndarray:
+def allowance(spread) -> np.ndarray:
+    """The CUSUM's allowance per forecast in units of ``z``: half the log shift of :data:`REFERENCE_JUMP`."""
+    return math.log(REFERENCE_JUMP) / (2.0 * np.asarray(spread, dtype=float))
+
+
+def statistic_path(z: np.ndarray, horizon: int, spread) -> np.ndarray:
     """The statistic ``S_n`` a check would report after each scored forecast ``n``, as that check computes it.
 
-    Each check recomputes the whole CUSUM with its own ``omega`` (from the forecasts scored so far), so
-    the path is not one recursion. Entries before :func:`min_forecasts` are 0. 1-D in, 1-D out; 2-D
-    (simulations x forecasts) in, 2-D out.
+    ``spread`` is :func:`log_spread` of the backtest (one per row for 2-D ``z``). Each check recomputes
+    the whole CUSUM with its own ``omega`` (from the forecasts scored so far), so the path is not one
+    recursion. Entries before :func:`min_forecasts` are 0. 1-D in, 1-D out; 2-D (simulations x
+    forecasts) in, 2-D out.
     """
     array = np.asarray(z, dtype=float)
     rows = np.atleast_2d(array)
     sims, n = rows.shape
     ratios = long_run_ratios(rows, horizon)
     sums = np.concatenate([np.zeros((sims, 1)), np.cumsum(rows, axis=1)], axis=1)
+    step = np.broadcast_to(allowance(spread), (sims,))
     out = np.zeros((sims, n))
     for last in range(min_forecasts(horizon) - 1, n):
-        out[:, last] = _cusum(sums[:, : last + 2], ratios[:, last])
+        out[:, last] = _cusum(sums[:, : last + 2], ratios[:, last], step)
     return out if array.ndim == 2 else out[0]
 
 
-def _cusum(sums: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """``S_n`` from the partial sums ``0, z_1, z_1+z_2, ...`` of each row and that check's ``omega``."""
-    scale = np.sqrt(ratio)[:, None]
-    walk = sums - KAPPA * scale * np.arange(sums.shape[1])
-    return (walk[:, -1] - walk.min(axis=1)) / scale[:, 0]
+def _cusum(sums: np.ndarray, ratio: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """``S_n`` from the partial sums ``0, z_1, z_1+z_2, ...`` of each row, that check's ``omega`` and allowance."""
+    walk = sums - step[:, None] * np.arange(sums.shape[1])
+    return (walk[:, -1] - walk.min(axis=1)) / np.sqrt(ratio)
 
 
 @dataclass(frozen=True)
@@ -192,6 +219,7 @@ def assess(live_losses, backtest_losses, horizon: int) -> DriftResult:
         omega = float(long_run_ratios(z, horizon)[0, -1]) if z.size else 1.0
         return DriftResult(horizon, int(z.size), live_error, backtest_error, ratio, 0.0, limit, omega, "too few")
     omega = float(long_run_ratios(z, horizon)[0, -1])
-    statistic = float(_cusum(np.concatenate([[0.0], np.cumsum(z)])[None, :], np.array([omega]))[0])
+    step = allowance(np.array([log_spread(backtest_losses)]))
+    statistic = float(_cusum(np.concatenate([[0.0], np.cumsum(z)])[None, :], np.array([omega]), step)[0])
     verdict: Verdict = "drift" if statistic > limit else "ok"
     return DriftResult(horizon, int(z.size), live_error, backtest_error, ratio, statistic, limit, omega, verdict)

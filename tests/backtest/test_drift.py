@@ -63,7 +63,7 @@ def test_the_path_is_what_each_check_would_report() -> None:
     rng = np.random.default_rng(2)
     live = np.exp(rng.normal(0.2, 0.5, 60))
     z = drift.standardize(live, BACKTEST)
-    path = drift.statistic_path(z, 7)
+    path = drift.statistic_path(z, 7, drift.log_spread(BACKTEST))
     assert (path[: drift.min_forecasts(7) - 1] == 0).all()
     for n in (drift.min_forecasts(7), 30, 60):
         assert drift.assess(live[:n], BACKTEST, 7).statistic == pytest.approx(path[n - 1])

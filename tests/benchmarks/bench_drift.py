@@ -53,9 +53,10 @@ def simulate(horizon: int, sims: int, days: int, rng: np.random.Generator, jump:
     steps[:, WARM_UP:] *= jump
     live = naive_losses(steps, horizon)[:, : days - horizon + 1]  # origin i is scored on day i + h
     log_b = np.log(backtest)
-    z = (np.log(live) - log_b.mean(axis=1, keepdims=True)) / log_b.std(axis=1, ddof=1, keepdims=True)
+    spread = log_b.std(axis=1, ddof=1, keepdims=True)
+    z = (np.log(live) - log_b.mean(axis=1, keepdims=True)) / spread
     checks = np.zeros((sims, days))
-    checks[:, horizon - 1 :] = drift.statistic_path(z, horizon)
+    checks[:, horizon - 1 :] = drift.statistic_path(z, horizon, spread[:, 0])
     return checks
 
 
@@ -85,7 +86,7 @@ def describe(values: np.ndarray) -> str:
     missed = 1 - finite.size / max(values.size, 1)
     median, p90 = np.quantile(values, [0.5, 0.9]) if values.size else (np.nan, np.nan)
     text = f"median {_days(median)}, p90 {_days(p90)}"
-    return text + (f" ({missed:.0%} not caught in {YEAR - WARM_UP} days)" if missed else "")
+    return text + (f" ({missed:.1%} not caught in {YEAR - WARM_UP} days)" if missed else "")
 
 
 def _days(value: float) -> str:
@@ -107,7 +108,7 @@ def main() -> None:
             print(f"h={horizon:>3}: 95th percentile of a stable year's maximum = {np.quantile(peak, 0.95):.2f}")
         return
 
-    print(f"{args.sims} simulated years per cell, seed {args.seed}, KAPPA {drift.KAPPA}")
+    print(f"{args.sims} simulated years per cell, seed {args.seed}, reference jump {drift.REFERENCE_JUMP}x")
     days = WARM_UP + YEAR
     oracle = {}
     for jump in JUMPS:
