@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO, cast
 
 from pytest_forecast_mlflow import __version__
-from pytest_forecast_mlflow.cli import backup, champion, dashboard, forecast, replay, ui
+from pytest_forecast_mlflow.cli import backup, champion, dashboard, forecast, monitor, replay, ui
 from pytest_forecast_mlflow.cli.base import ARTIFACT_ROOT_HELP, PROG, TRACKING_URI_HELP, CliError, Parser
 from pytest_forecast_mlflow.store import TRACKING_URI_ENV, first_line, mask_text
 
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_parser(commands, common)
     champion.add_parser(commands, common)
     forecast.add_parser(commands, common)
+    monitor.add_parser(commands, common)
     return parser
 
 

@@ -475,3 +475,151 @@ def forecast_and_record(
     recorded = tracker.record(forecasts)[0]
     seconds = time.perf_counter() - started
     return Recorded(recorded.run_id, recorded.new, recorded.skipped, seconds), list(recorded.new)
+
+
+# ------------------------------------------------------------------------------------- monitoring
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One live forecast scored on the steps whose dates have arrived (``realized`` of ``horizon``)."""
+
+    origin: str
+    realized: int
+    horizon: int
+    loss: float
+
+    @property
+    def complete(self) -> bool:
+        return self.realized == self.horizon
+
+
+def score_forecasts(series: pd.Series, forecasts: Sequence[LiveForecast], metric: str) -> list[Scored]:
+    """Score each forecast on the series' values after its origin (the next ``h`` dates of the series).
+
+    A forecast with no realized step yet is left out; one with some is scored on those alone.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from backtest.metrics import score
+
+    values = series.to_numpy(dtype=float)
+    out = []
+    for fc in forecasts:
+        position = int(series.index.searchsorted(pd.Timestamp(fc.origin), side="right"))  # first date after it
+        realized = min(fc.horizon, len(values) - position)
+        if realized <= 0 or position == 0:
+            continue
+        actual = values[position : position + realized][None, :]
+        history = values[:position]
+        scale = float(np.mean(np.abs(np.diff(history)))) if history.size > 1 else float("nan")
+        loss = score(
+            actual, np.asarray(fc.values[:realized])[None, :], last=[history[-1]], scale=[scale], metrics=metric
+        )
+        out.append(Scored(fc.origin, realized, fc.horizon, float(loss.per_fold[metric][0])))
+    return out
+
+
+@dataclass(frozen=True)
+class HorizonCheck:
+    """One live run's check: what was scored, the drift test on the complete forecasts, what was logged."""
+
+    run: LiveRun
+    metric: str
+    complete: int
+    partial: int
+    partial_error: float
+    pending: int
+    result: Any  # backtest.drift.DriftResult
+    logged: int
+    as_of: str
+
+    @property
+    def who(self) -> str:
+        return f"{self.run.model} v{self.run.version}"
+
+
+def check_run(tracker: LiveTracker, run: LiveRun, series: pd.Series, metric: str) -> HorizonCheck:
+    """Score a live run's forecasts, decide drift, and log what is new (monitoring the same data twice logs nothing)."""
+    import math
+
+    from backtest import drift
+
+    forecasts = tracker.read(run)
+    scored = score_forecasts(series, forecasts, metric)
+    complete = [s for s in scored if s.complete]
+    partial = [s for s in scored if not s.complete]
+    ref = ModelRef(run.model, run.version)
+    horizons = tracker.horizons(ref)
+    if run.label not in horizons:
+        raise TrackingError(
+            f"{ref.name} v{ref.version} has no backtest for {run.label}; its run has {', '.join(horizons)}"
+        )
+    backtest = horizons[run.label].fold_metrics.get(metric)
+    if not backtest:
+        raise TrackingError(
+            f"the backtest of {ref.name} v{ref.version} has no per-fold {metric} at {run.label}; "
+            f"monitor with one of {', '.join(horizons[run.label].fold_metrics)} (--metric)"
+        )
+    result = drift.assess([s.loss for s in complete], backtest, run.horizon)
+    key = sanitize(run.label)
+    as_of = str(series.index[-1].date())
+    logged = _log_check(tracker, run, key, metric, complete, result, as_of)
+    partial_error = sum(s.loss for s in partial) / len(partial) if partial else math.nan
+    return HorizonCheck(
+        run, metric, len(complete), len(partial), partial_error, len(forecasts) - len(scored), result, logged, as_of
+    )
+
+
+def _log_check(
+    tracker: LiveTracker, run: LiveRun, key: str, metric: str, complete: list[Scored], result: Any, as_of: str
+) -> int:
+    """Per complete forecast ``<label>/<metric>`` at its origin's step; the check's aggregates at the step of
+    the series' last date. Steps already logged are skipped."""
+    per_forecast = f"{key}/{metric}"
+    known = tracker.logged_steps(run.run_id, per_forecast)
+    new = [
+        (per_forecast, s.loss, _origin_ms(s.origin), day_number(s.origin))
+        for s in complete
+        if day_number(s.origin) not in known
+    ]
+    step = day_number(as_of)
+    aggregates = []
+    if step not in tracker.logged_steps(run.run_id, f"{key}/drift_statistic"):
+        stamp = _origin_ms(as_of)
+        values = {
+            f"{key}/drift_statistic": result.statistic,
+            f"{key}/drift_threshold": result.threshold,
+            f"{key}/drift": 1.0 if result.verdict == "drift" else 0.0,
+            f"{key}/scored": float(result.scored),
+        }
+        if result.scored:
+            values[f"{key}/live_{metric}_mean"] = result.live_error
+            values[f"{key}/live_{metric}_ratio"] = result.ratio
+        aggregates = [(k, v, stamp, step) for k, v in values.items()]
+    tracker.log_metrics(run.run_id, new + aggregates)
+    return len(new)
+
+
+def monitor(connection: Connection, experiment: str, series: pd.Series, metric: str = "rmse") -> list[HorizonCheck]:
+    """Check every live run of ``experiment`` against ``series``; tag each drifted version in the registry."""
+    tracker = LiveTracker(connection, experiment)
+    runs = tracker.runs()
+    if not runs:
+        raise TrackingError(
+            f"experiment {experiment!r} holds no live forecasts; record some with forecast-mlflow forecast "
+            "(or log_forecast) first"
+        )
+    checks = [check_run(tracker, run, series, metric) for run in runs]
+    notes: dict[tuple[str, str], list[str]] = {}
+    for check in checks:
+        if check.result.verdict == "drift":
+            r = check.result
+            notes.setdefault((check.run.model, check.run.version), []).append(
+                f"{check.run.label} on {check.as_of}: live {metric} {r.ratio:.2f}x the backtest's over {r.scored} "
+                f"forecasts (statistic {r.statistic:.1f} > {r.threshold:.1f})"
+            )
+    for (model, version), texts in notes.items():
+        tracker.tag_drift(ModelRef(model, version), "; ".join(texts))
+    return checks

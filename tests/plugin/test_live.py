@@ -28,17 +28,21 @@ def live_store(tmp_path_factory: pytest.TempPathFactory, _champion_template: Sto
     return _champion_template.copy_to(tmp_path_factory.mktemp("live"))
 
 
-@pytest.fixture(scope="module")
-def series_csv(tmp_path_factory: pytest.TempPathFactory, _champion_template: Store) -> Path:
-    """The inner project's base series (the champion's own data) as a date,value CSV."""
-    sys.path.insert(0, str(_champion_template.db.parent))
+def write_series_csv(template: Store, folder: Path) -> Path:
+    """The inner project's base series (the champion's own data) as a date,value CSV in ``folder``."""
+    sys.path.insert(0, str(template.db.parent))
     try:
         from forecast_e2e.models import make_series
     finally:
-        sys.path.remove(str(_champion_template.db.parent))
-    path = tmp_path_factory.mktemp("series") / "series.csv"
+        sys.path.remove(str(template.db.parent))
+    path = folder / "series.csv"
     make_series().rename_axis("date").rename("value").to_csv(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def series_csv(tmp_path_factory: pytest.TempPathFactory, _champion_template: Store) -> Path:
+    return write_series_csv(_champion_template, tmp_path_factory.mktemp("series"))
 
 
 def forecast(store: Store, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
