@@ -78,3 +78,42 @@ def test_without_apprise_the_message_says_how_to_install_it(monkeypatch: pytest.
     delivery = notify.send(["json://127.0.0.1:9/x"], "t", "b")
     assert delivery.failures == (f"notifications need apprise, which is not installed: {notify.INSTALL_HINT}",)
     assert 'pip install "pytest-forecast-mlflow[notify]"' in delivery.failures[0]
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("hermetic")
+def test_a_gate_regression_notifies_once_and_a_pass_not_at_all(
+    pytester: pytest.Pytester, copy_champion, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The controller of a pytest session sends one notification per session with a regression, none without."""
+    from .conftest import assert_quiet, make_project, run_tracked
+
+    make_project(pytester)
+    monkeypatch.setenv("FORECAST_E2E_MODELS", "10d=degraded")
+    result = run_tracked(pytester, copy_champion("regressed"), "-n", "2", f"--forecast-notify={receiver.url}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*= forecast-mlflow =*", "notified 1 URL(s) of the regression"])
+    assert_quiet(result)
+    (alert,) = receiver.received
+    assert alert["title"] == "forecast gate: 1 regression(s) in forecaster"
+    assert alert["message"].startswith("candidate horizon 10d rmse: verdict regressed, ratio 1.558 (candidate 3.297")
+
+    monkeypatch.setenv("FORECAST_E2E_MODELS", "")
+    monkeypatch.setenv("FORECAST_NOTIFY", receiver.url)  # the environment variable works as the option does
+    result = run_tracked(pytester, copy_champion("passed"))
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=2)
+    assert len(receiver.received) == 1
+
+
+@pytest.mark.usefixtures("hermetic")
+def test_a_bad_notify_url_fails_early(pytester: pytest.Pytester) -> None:
+    from .conftest import make_project
+
+    make_project(pytester)
+    result = pytester.runpytest(
+        "--mlflow-experiment=x", "--forecast-notify=hooks.slack.com/abc", "-p", "no:cacheprovider"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*'hooks.slack.com/abc' is not an Apprise URL; write one such as slack://*"])
