@@ -291,6 +291,14 @@ class LiveTracker:
                 "whose code it needs"
             ) from None
 
+    def log_plot(self, run: LiveRun, fig: Any) -> None:
+        """``plots/<label>_live_vs_backtest.png`` in the live run (replaced at each check that logs new errors)."""
+        with tempfile.TemporaryDirectory(prefix="forecast-live-") as tmp:
+            path = Path(tmp) / f"{sanitize(run.label)}_live_vs_backtest.png"
+            fig.savefig(path)
+            with quiet_mlflow():
+                self.client.log_artifact(run.run_id, str(path), "plots")
+
     def tag_drift(self, ref: ModelRef, text: str) -> None:
         self.client.set_model_version_tag(ref.name, ref.version, DRIFT_TAG, text[:5000])
 
@@ -566,10 +574,47 @@ def check_run(tracker: LiveTracker, run: LiveRun, series: pd.Series, metric: str
     key = sanitize(run.label)
     as_of = str(series.index[-1].date())
     logged = _log_check(tracker, run, key, metric, complete, result, as_of)
+    if logged and complete:
+        tracker.log_plot(run, live_vs_backtest(run, horizons[run.label], complete, metric, result))
     partial_error = sum(s.loss for s in partial) / len(partial) if partial else math.nan
     return HorizonCheck(
         run, metric, len(complete), len(partial), partial_error, len(forecasts) - len(scored), result, logged, as_of
     )
+
+
+def live_vs_backtest(run: LiveRun, backtest: BaselineHorizon, complete: list[Scored], metric: str, result: Any):
+    """A figure of the live per-forecast errors against the backtest's per-fold errors, by origin date, with
+    both means: what the drift test compares, for a reader."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=100)
+    ax = fig.subplots()
+    folds = backtest.fold_metrics[metric]
+    ax.plot(
+        pd.to_datetime(backtest.origins[: len(folds)]),
+        folds,
+        color="tab:gray",
+        linewidth=0.8,
+        label=f"backtest {metric} per fold (mean {result.backtest_error:.4g})",
+    )
+    ax.plot(
+        pd.to_datetime([s.origin for s in complete]),
+        [s.loss for s in complete],
+        color="tab:red",
+        linewidth=1,
+        label=f"live {metric} per forecast (mean {result.live_error:.4g})",
+    )
+    ax.axhline(result.backtest_error, color="tab:gray", linestyle="--", linewidth=0.8)
+    ax.axhline(result.live_error, color="tab:red", linestyle="--", linewidth=0.8)
+    ax.set_title(
+        f"{run.model} v{run.version} {run.label}: live against backtest {metric} "
+        f"(ratio {result.ratio:.2f}, {result.verdict})"
+    )
+    ax.set_ylabel(metric)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.9)
+    return fig
 
 
 def _log_check(

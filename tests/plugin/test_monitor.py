@@ -112,6 +112,8 @@ def test_a_stable_champion_is_ok_its_errors_are_logged_once_and_nobody_is_notifi
     assert len(history) == 95
     assert {m.step for m in history} == {day_number(str(pd.Timestamp(m.timestamp, unit="ms").date())) for m in history}
     assert runs["5d"].data.metrics["5d/drift"] == 0.0
+    plots = client.list_artifacts(runs["5d"].info.run_id, "plots")
+    assert [(a.path, a.file_size > 10_000) for a in plots] == [("plots/5d_live_vs_backtest.png", True)]
     assert runs["5d"].data.metrics["5d/live_rmse_ratio"] == pytest.approx(float(rows["5d"].split()[8]), rel=1e-3)
 
     # the same data again logs nothing new, and the check's aggregates are not repeated
