@@ -327,10 +327,31 @@ class ForecastSession:
             unavailable=unavailable,
             baseline_note=self.baseline_note,
         )
+        if self.verdict.regressions and not interrupted and self.settings.notify:
+            self._notify_regressions()
         if interrupted or not self.fails_session:
             return
         if self.verdict.regressions or self.verdict.session_reasons:  # else a failed test already says why
             self._report_gate_error(session)
+
+    def _notify_regressions(self) -> None:
+        """One notification per session (the controller's) through ``--forecast-notify``; failures are lines
+        of the summary, never errors: the session's data matters more than the alert."""
+        from .notify import send
+
+        assert self.verdict is not None
+        rows = self.verdict.regressions
+        title = f"forecast gate: {len(rows)} regression(s) in {self.settings.experiment}"
+        body = "\n".join(
+            f"{row.model} horizon {row.label} {row.metric}: verdict regressed, "
+            f"ratio {row.candidate / row.baseline:.3f} (candidate {row.candidate:.4g} vs champion "
+            f"{row.baseline:.4g}, p {row.p_adjusted:.3g}, {row.nodeid})"
+            for row in rows
+        )
+        delivery = send(self.settings.notify, self.mask(title), self.mask(body))
+        if delivery.sent:
+            self.summary.append(f"notified {delivery.sent} URL(s) of the regression")
+        self.summary += [f"notification not delivered: {failure}" for failure in delivery.failures]
 
     @property
     def fails_session(self) -> bool:

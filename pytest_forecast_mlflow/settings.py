@@ -146,6 +146,22 @@ def _percent(value: str) -> float:
     return number
 
 
+def _notify_urls(value: str) -> tuple[str, ...]:
+    """Apprise URLs, space- or comma-separated; apprise must be installed (it is not imported here)."""
+    import importlib.util
+    import re
+
+    urls = tuple(url for url in re.split(r"[\s,]+", str(value)) if url)
+    bad = [url for url in urls if "://" not in url]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"{bad[0]!r} is not an Apprise URL; write one such as slack://..., mailto://... or json://host:port/path"
+        )
+    if urls and importlib.util.find_spec("apprise") is None:
+        raise argparse.ArgumentTypeError('notifications need apprise: pip install "pytest-forecast-mlflow[notify]"')
+    return urls
+
+
 def _tracking_uri(value: str) -> str:
     from .store import validate_tracking_uri
 
@@ -367,6 +383,14 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--forecast-json", "forecast_json", "FORECAST_JSON", str, "Write the verdict as JSON to this path, for scripts."
     ),
+    Option(
+        "--forecast-notify",
+        "forecast_notify",
+        "FORECAST_NOTIFY",
+        _notify_urls,
+        "Apprise URL(s) to alert when the gate finds a regression (space- or comma-separated: slack://..., "
+        "mailto://..., json://host:port/path); needs the notify extra. Delivery failures are reported, not fatal.",
+    ),
 )
 
 
@@ -399,6 +423,7 @@ class Settings:
     allow_scope_change: bool = False
     report: Path | None = None
     json: Path | None = None
+    notify: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -526,5 +551,6 @@ def resolve(config: pytest.Config) -> Settings:
         allow_scope_change=bool(values["forecast_allow_scope_change"]),
         report=Path(values["forecast_report"]) if values["forecast_report"] else None,
         json=Path(values["forecast_json"]) if values["forecast_json"] else None,
+        notify=tuple(values["forecast_notify"] or ()),
         sources=sources,
     )

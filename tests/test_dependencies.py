@@ -27,7 +27,7 @@ else:  # pragma: no cover - Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("backtest", "pytest_forecast_mlflow")
-OPTIONAL_EXTRAS = ("torch",)  # features a user installs on purpose; test/bench/lint are not for the library
+OPTIONAL_EXTRAS = ("torch", "notify")  # features a user installs on purpose; test/bench/lint are not for the library
 
 
 @dataclass(frozen=True)

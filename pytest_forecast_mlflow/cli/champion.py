@@ -255,7 +255,11 @@ def _registry(args: argparse.Namespace) -> Iterator[tuple[Registry, str, str]]:
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     with _registry(args) as (registry, name, shown):
-        out.write(format_show(registry.describe(name, args.alias), shown))
+        report = registry.describe(name, args.alias)
+        out.write(format_show(report, shown))
+        drift = (registry.client.get_model_version(name, report.version).tags or {}).get("forecast.drift")
+        if drift:
+            out.write(f"  DRIFT in live forecasts (forecast-mlflow monitor): {drift}\n")
     return 0
 
 

@@ -126,6 +126,8 @@ def format_experiment(view: ExperimentView, metric: str, limit: int) -> list[str
         title = (
             f"experiment {view.name}  ({CHAMPION_ALIAS}: {champ.registered_model} v{champ.version}, run {run}{where})"
         )
+    if champ is not None and champ.drift:
+        title += f"\n  DRIFT of the champion in live forecasts: {champ.drift}"
     if not view.rows:
         return [title, f"  no runs yet in experiment {view.name}"]
 

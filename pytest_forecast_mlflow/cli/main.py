@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO, cast
 
 from pytest_forecast_mlflow import __version__
-from pytest_forecast_mlflow.cli import backup, champion, dashboard, replay, ui
+from pytest_forecast_mlflow.cli import backup, champion, dashboard, forecast, monitor, replay, ui
 from pytest_forecast_mlflow.cli.base import ARTIFACT_ROOT_HELP, PROG, TRACKING_URI_HELP, CliError, Parser
 from pytest_forecast_mlflow.store import TRACKING_URI_ENV, first_line, mask_text
 
@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_parsers(commands, common, artifact_root)
     replay.add_parser(commands, common)
     champion.add_parser(commands, common)
+    forecast.add_parser(commands, common)
+    monitor.add_parser(commands, common)
     return parser
 
 

@@ -51,6 +51,8 @@ class Champion:
     registered_model: str
     version: str
     run_id: str | None
+    #: the version tag ``forecast.drift`` the monitor sets when live errors drift ("" when it never did)
+    drift: str = ""
 
 
 def mlflow_version() -> str:
@@ -127,7 +129,10 @@ class StoreView:
                 if exc.error_code in absent:
                     return None
                 raise
-        return Champion(registered_model=registered_model, version=str(version.version), run_id=version.run_id)
+        drift = (version.tags or {}).get("forecast.drift", "")
+        return Champion(
+            registered_model=registered_model, version=str(version.version), run_id=version.run_id, drift=drift
+        )
 
     def end_dead_runs(self, experiment_ids: Sequence[str]) -> list[str]:
         """End as KILLED the RUNNING runs whose session's process is gone (SIGKILL leaves them RUNNING
