@@ -114,7 +114,15 @@ def ranking_direction(metric: str) -> str:
             f"{metric!r} is not an aggregate the plugin logs; use LABEL/METRIC_AGGREGATE with METRIC one of "
             f"{', '.join(KNOWN_METRICS)} and AGGREGATE one of {', '.join(AGGREGATES)}, e.g. {example}"
         )
-    return "higher" if base == "directional_accuracy" else "lower"
+    from backtest.metrics import get_metric
+
+    known = get_metric(base)
+    if not known.gateable:
+        raise ValueError(
+            f"{metric}: neither more nor less {base} is better (it is best at its nominal level), so it cannot "
+            f"rank versions; rank by {label}/{base}_error_{aggregate} or {label}/interval_score_{aggregate}"
+        )
+    return known.direction
 
 
 def rank_versions(client: Any, name: str, metric: str = "all/rmse_mean") -> list[RankedVersion]:

@@ -312,3 +312,25 @@ def test_the_history_survives_backup_and_restore(
 
     assert (code, err) == (0, ""), err
     assert [(row[3], row[7]) for row in history_rows(out)] == [("manual", "kept"), ("bootstrap", "-")]
+
+
+@pytest.mark.parametrize(
+    ("metric", "direction"),
+    [
+        ("30d/rmse_mean", "lower"),
+        ("all/directional_accuracy_median", "higher"),
+        ("7d/interval_score_pooled", "lower"),
+        ("7d/coverage_error_mean", "lower"),
+    ],
+)
+def test_versions_rank_each_aggregate_in_its_metrics_direction(metric: str, direction: str) -> None:
+    from pytest_forecast_mlflow.tracking.registry import ranking_direction
+
+    assert ranking_direction(metric) == direction
+
+
+def test_coverage_cannot_rank_versions_and_the_message_names_what_can() -> None:
+    from pytest_forecast_mlflow.tracking.registry import ranking_direction
+
+    with pytest.raises(ValueError, match=r"best at its nominal level.*rank by 7d/coverage_error_mean or 7d/interval"):
+        ranking_direction("7d/coverage_mean")
