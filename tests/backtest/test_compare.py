@@ -31,7 +31,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from backtest.compare import Comparison, compare, decide, diebold_mariano, fixed_smoothing_dm, holm, pair_by_origin
+from backtest.compare import (
+    Comparison,
+    Method,
+    compare,
+    decide,
+    diebold_mariano,
+    fixed_smoothing_dm,
+    holm,
+    pair_by_origin,
+)
 from backtest.metrics import score
 
 from . import gate_simulations as sim
@@ -390,7 +399,7 @@ def simulate(
 
 
 def gate(
-    candidate: np.ndarray, baseline: np.ndarray, horizon: int, method: str = "dm"
+    candidate: np.ndarray, baseline: np.ndarray, horizon: int, method: Method = "dm"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each simulated pair through compare and decide: regressed flags and minimum detectable regressions."""
     rows = [

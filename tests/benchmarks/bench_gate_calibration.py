@@ -44,7 +44,7 @@ from scipy import special
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from backtest import hac  # noqa: E402
-from backtest.compare import compare  # noqa: E402
+from backtest.compare import Method, compare  # noqa: E402
 from tests.backtest import gate_simulations as sim  # noqa: E402
 
 ALPHA = 0.05
@@ -171,7 +171,11 @@ METHODS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 
 def _check_against_compare(candidate: np.ndarray, baseline: np.ndarray, h: int, rows: int = 25) -> None:
     """The vectorised dm and dm-hln columns decide as ``compare`` does on the first ``rows`` runs."""
-    for method, column in (("dm", METHODS["dm (ewc-3)"]), ("dm-hln", dm_hln)):
+    checks: tuple[tuple[Method, Callable[[np.ndarray, int], np.ndarray]], ...] = (
+        ("dm", METHODS["dm (ewc-3)"]),
+        ("dm-hln", dm_hln),
+    )
+    for method, column in checks:
         fast = column(candidate[:rows] - baseline[:rows], h)
         slow = [
             compare(c, b, direction="lower", horizon=h, step=1, method=method).p_value < ALPHA
