@@ -256,9 +256,8 @@ def fixed_smoothing_dm(differential: np.ndarray, lags: int) -> DMResult:
     ``nu``. Degenerate inputs (fewer than 2 values, a constant differential) answer as in
     :func:`diebold_mariano`. ``persistence_p`` compares the EWC variance with the overlap-only one.
 
-    With fewer than 30 folds or three overlaps' worth (``n < max(30, 3 * (lags + 1))``,
-    :func:`backtest.hac.ewc_applies`) there is no stretch of origins to see drift in: the result is
-    :func:`diebold_mariano`'s, and its ``variance`` (``"rectangular"`` or ``"bartlett"``) says so.
+    With fewer than 30 folds, or no more folds than the overlap (:func:`backtest.hac.ewc_applies`), the
+    result is :func:`diebold_mariano`'s, and its ``variance`` (``"rectangular"`` or ``"bartlett"``) says so.
     """
     d, lags = _checked(differential, lags)
     if not ewc_applies(d.size, lags):

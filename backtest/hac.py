@@ -23,11 +23,12 @@ simulated differentials at once:
 lasting 100 origins, three cosines fail equally good models in 6.1% of runs, four in 6.6%, six in 7.3%,
 while a 20% worse candidate at horizon 7 is still caught in 99%), and
 fewer when the folds overlap so deeply that a cosine would no longer be slow next to the overlap
-(``nu <= n / (3 * (lags + 1))``). With fewer than three overlaps' worth of folds not even one cosine
-is slow next to the overlap: there is no stretch of origins to see drift in. With fewer than
-``EWC_MIN_FOLDS`` folds a t with one or two degrees of freedom could detect almost nothing, and such a
-comparison is inconclusive under the gate's default ``--forecast-min-folds 30`` unless it regresses.
-In both cases (:func:`ewc_applies` is false) the gate falls back to the overlap-only variance, as before.
+(``nu <= n / (3 * (lags + 1))``), never below one: with fewer than three overlaps' worth of folds a
+single cosine is all there is, a t with one degree of freedom, and the minimum detectable regression
+says how little such a comparison can see. With fewer than ``EWC_MIN_FOLDS`` folds
+(:func:`ewc_applies` is false) the gate falls back to the overlap-only variance, as before: a t with
+one or two degrees of freedom could detect almost nothing there, and such a comparison is inconclusive
+under the gate's default ``--forecast-min-folds 30`` unless it regresses.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ EWC_MIN_FOLDS = 30
 
 
 def ewc_applies(n: int, lags: int) -> bool:
-    """Whether ``n`` folds overlapping ``lags`` deep are at least ``EWC_MIN_FOLDS`` and span three overlaps."""
-    return n >= max(EWC_MIN_FOLDS, OVERLAP_MULTIPLE * (lags + 1))
+    """Whether ``n`` folds are enough for the EWC test (``EWC_MIN_FOLDS``) and outnumber the overlap."""
+    return n >= EWC_MIN_FOLDS and n > lags + 1
 
 
 def ewc_dof(n: int, lags: int) -> int:

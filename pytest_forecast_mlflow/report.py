@@ -134,7 +134,7 @@ def _p_legend(rows: Sequence[Row]) -> str:
         test = (
             "Diebold-Mariano p-value, its variance from slow averages of the fold differences so that skill "
             "drifting over stretches of origins does not pass for a regression (fixed-smoothing EWC, Student's t"
-            + ("; HLN on rows with fewer than 30 folds or three overlaps' worth" if ewc < len(rows) else "")
+            + ("; HLN on rows with fewer than 30 folds" if ewc < len(rows) else "")
             + "),"
         )
     return (

@@ -460,12 +460,19 @@ def test_persistence_is_rarely_flagged_when_the_folds_only_overlap():
     assert np.mean(flagged) <= 0.02  # a 1% test
 
 
-@pytest.mark.parametrize(("horizon", "step", "enough"), [(30, 1, 90), (10, 5, 30), (1, 1, 30)])
+@pytest.mark.parametrize(("horizon", "step", "enough"), [(30, 1, 31), (10, 5, 30), (1, 1, 30)])
 def test_too_few_folds_fall_back_to_the_hln_variance(horizon, step, enough):
-    # fewer than 30 folds, or than three overlaps' worth: no stretch of origins to see drift in
+    # fewer than 30 folds, or no more than the overlap: the EWC test could see almost nothing
     candidate, baseline = simulate(horizon, 1, 1.0, seed=3)
     c, b = candidate[0], baseline[0]
     few = compare(c[: enough - 1], b[: enough - 1], direction="lower", horizon=horizon, step=step)
     hln = compare(c[: enough - 1], b[: enough - 1], direction="lower", horizon=horizon, step=step, method="dm-hln")
     assert (few.variance, few.dof, few.p_value) == (hln.variance, enough - 2, hln.p_value)
     assert compare(c[:enough], b[:enough], direction="lower", horizon=horizon, step=step).variance == "ewc"
+
+
+def test_with_fewer_than_three_overlaps_one_cosine_is_all_there_is():
+    candidate, baseline = simulate(30, 1, 1.0, seed=4)
+    row = compare(candidate[0, :60], baseline[0, :60], direction="lower", horizon=30, step=1)
+    assert (row.variance, row.dof) == ("ewc", 1)
+    assert row.min_detectable_pct > 25  # 60 folds at horizon 30: two independent paths; the gate is inconclusive

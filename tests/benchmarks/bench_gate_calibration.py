@@ -22,7 +22,7 @@ The methods, each one-sided with the same differential ``d = candidate - baselin
 * ``fixed-m``: Coroneo and Iacone (2020) weighted periodogram over the first ``m = floor(n^(1/3))``
   Fourier frequencies, Student's t with ``2m`` df.
 * ``ewc-nu``: equal-weighted cosine with at most ``nu`` cosines, fewer when the overlap is deep
-  (``backtest.hac``), Student's t with that many df; ``dm-hln`` below 30 folds or three overlaps' worth.
+  (``backtest.hac``), Student's t with that many df; ``dm-hln`` below 30 folds.
   ``ewc-3`` is the gate's default ``dm``.
 
 The columns ``dm`` and ``dm-hln`` are computed vectorised here and checked against
