@@ -78,7 +78,11 @@ def _compared(name: str) -> property:
 
 #: the comparison's numbers in a row's flat JSON form, beside the row's own fields
 _NUMBERS = ("baseline", "candidate", "delta_pct", "statistic", "p_value", "p_adjusted", "min_detectable_pct")
-_FLAT = (*_NUMBERS, "n_folds", "regressed", "tolerance", "alpha", "lags", "variance")
+_FLAT = (*_NUMBERS, "n_folds", "regressed", "tolerance", "alpha", "lags", "variance", "dof", "persistence_p")
+
+#: the gate methods that test (p-values, Holm's step, power); the same as ``backtest.compare.DM_METHODS``,
+#: written out so that reading a row does not import the library
+TESTED = ("dm", "dm-hln")
 
 
 @dataclass(frozen=True, init=False)
@@ -94,7 +98,8 @@ class Row:
     A row is also built from the flat keywords of its JSON form (``Row(status=..., baseline=...,
     p_value=..., n_folds=...)``), as workers ship it, journals keep it and tests write it; a comparison
     is made of those numbers when the row was compared or carries any. Rows written before the JSON
-    carried ``tolerance``, ``alpha``, ``lags`` and ``variance`` leave them NaN, NaN, None and None.
+    carried ``tolerance``, ``alpha``, ``lags``, ``variance``, ``dof`` and ``persistence_p`` leave them
+    NaN, NaN, None, None, None and NaN.
     """
 
     nodeid: str
@@ -201,6 +206,8 @@ class Row:
             "alpha": math.nan if c is None else c.alpha,
             "lags": None if c is None else c.lags,
             "variance": None if c is None else c.variance,
+            "dof": None if c is None else c.dof,
+            "persistence_p": math.nan if c is None else c.persistence_p,
         }
 
     @classmethod
@@ -221,7 +228,7 @@ def _from_flat(
         return None, flat.get("n_folds", paired_folds)
     tolerance, alpha = (math.nan if flat.get(name) is None else flat[name] for name in ("tolerance", "alpha"))
     regressed = flat.get("regressed")
-    if method == "dm" and math.isnan(numbers["p_adjusted"]) and not regressed:
+    if method in TESTED and math.isnan(numbers["p_adjusted"]) and not regressed:
         regressed = None  # not decided yet: the Holm step sets it
     values: dict[str, Any] = dict(
         method=method,
@@ -231,6 +238,8 @@ def _from_flat(
         n_folds=flat.get("n_folds", 0),
         lags=flat.get("lags"),
         variance=flat.get("variance"),
+        dof=flat.get("dof"),
+        persistence_p=math.nan if flat.get("persistence_p") is None else flat["persistence_p"],
         regressed=regressed,
         **numbers,
     )
@@ -393,8 +402,25 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
             alpha=alpha,
             method=method,
         )
+        if result.persistent:
+            drift = persistence_note(f"{record.label} {metric}", result.lags, method)
+            note = f"{note}; {drift}" if note else drift
         rows.append(Row(**common, status="compared", comparison=result, note=note))
     return rows
+
+
+def persistence_note(what: str, lags: int, method: str) -> str:
+    """What a row says when its differential is correlated beyond the fold overlap (relative skill drifts)."""
+    overlap = "consecutive folds" if lags == 0 else f"the overlap of {lags + 1} consecutive folds"
+    consequence = (
+        "the dm test's p-value allows for it"
+        if method == "dm"
+        else "dm-hln assumes it does not, so its p-value is too small; --forecast-method dm allows for it"
+    )
+    return (
+        f"{what}: which model is better drifts over stretches of origins (the loss differential stays correlated "
+        f"beyond {overlap}, p < 0.01); {consequence}"
+    )
 
 
 SCOPE_FLAG = "--forecast-allow-scope-change"
@@ -505,13 +531,13 @@ def decide(
 
     compared = [i for i, row in enumerate(rows) if row.status == "compared"]
     decided = list(rows)
-    if method == "dm" and compared:
+    if method in TESTED and compared:
         family = [_at_level(rows[i].comparison, alpha) for i in compared]
         for i, comparison in zip(compared, holm_decide(family, alpha), strict=True):
             decided[i] = replace(rows[i], comparison=comparison)
     for i in compared:
         row = decided[i]
-        weak = row.n_folds < min_folds or (method == "dm" and row.min_detectable_pct > max_detectable_pct)
+        weak = row.n_folds < min_folds or (method in TESTED and row.min_detectable_pct > max_detectable_pct)
         decided[i] = replace(row, underpowered=bool(weak and not row.regressed))
     description = baseline.describe() if baseline else baseline_note
     if unavailable:
@@ -572,7 +598,7 @@ def decide(
         short = []
         if row.n_folds < min_folds:
             short.append(f"{row.n_folds} paired folds (need {min_folds}, --forecast-min-folds)")
-        if method == "dm" and row.min_detectable_pct > max_detectable_pct:
+        if method in TESTED and row.min_detectable_pct > max_detectable_pct:
             detectable = "infinite" if math.isinf(row.min_detectable_pct) else f"{row.min_detectable_pct:.0f}%"
             short.append(
                 f"smallest detectable regression {detectable} (need <= {max_detectable_pct:g}%, "

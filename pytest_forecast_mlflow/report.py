@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .gate import Row, Verdict, regression_reason
+from .gate import TESTED, Row, Verdict, regression_reason
 from .records import Record, naive_reference
 
 HEADERS = ("model", "horizon", "metric", "baseline", "candidate", "delta", "p (Holm)", "folds", "detectable", "verdict")
@@ -116,17 +116,42 @@ def _notes(verdict: Verdict) -> list[str]:
     )
 
 
+def _fixed_smoothing(row: Row) -> bool:
+    """Whether the row's test used the EWC long-run variance (the ``dm`` method with enough folds)."""
+    return row.comparison is not None and row.comparison.variance == "ewc"
+
+
+def _test_name(row: Row) -> str:
+    return "DM, fixed-smoothing" if _fixed_smoothing(row) else "DM-HLN"
+
+
+def _p_legend(rows: Sequence[Row]) -> str:
+    """The line under the table that says what ``p`` and ``detectable`` mean, for the tests the rows used."""
+    ewc = sum(_fixed_smoothing(row) for row in rows)
+    if not ewc:
+        test = "Diebold-Mariano (HLN) p-value"
+    else:
+        test = (
+            "Diebold-Mariano p-value, its variance from slow averages of the fold differences so that skill "
+            "drifting over stretches of origins does not pass for a regression (fixed-smoothing EWC, Student's t"
+            + ("; HLN on rows with fewer than 30 folds" if ewc < len(rows) else "")
+            + "),"
+        )
+    return (
+        f"p: one-sided {test} of 'candidate worse than baseline', Holm-adjusted; "
+        "detectable: smallest regression these folds detect with 80% power"
+    )
+
+
 def terminal_lines(verdict: Verdict, gate: str) -> list[str]:
     lines = [headline(verdict, gate)]
     if verdict.rows:
         lines += table(verdict.rows)
     lines += [f"note: {note}" for note in _notes(verdict)]
     lines += [f"reason: {reason}" for reason in _reasons(verdict)]
-    if any(row.status == "compared" for row in verdict.rows) and verdict.rows[0].method == "dm":
-        lines.append(
-            "p: one-sided Diebold-Mariano (HLN) p-value of 'candidate worse than baseline', Holm-adjusted; "
-            "detectable: smallest regression these folds detect with 80% power"
-        )
+    compared = [row for row in verdict.rows if row.status == "compared"]
+    if compared and verdict.rows[0].method in TESTED:
+        lines.append(_p_legend(compared))
     return lines
 
 
@@ -136,7 +161,7 @@ def failure_message(row: Row, baseline: str) -> str:
     p = (
         ""
         if row.method == "threshold"
-        else f", p{'' if shown.startswith('<') else '='}{shown} (Holm-adjusted, one-sided DM-HLN)"
+        else f", p{'' if shown.startswith('<') else '='}{shown} (Holm-adjusted, one-sided {_test_name(row)})"
     )
     return (
         f"forecast regression at {row.label} on {row.metric}: candidate {significant(row.candidate)} vs baseline "

@@ -36,7 +36,7 @@ KNOWN_METRICS = (
     "interval_score",
 )
 GATE_MODES = ("fail", "warn", "off")
-GATE_METHODS = ("dm", "threshold")
+GATE_METHODS = ("dm", "dm-hln", "threshold")
 UNAVAILABLE_MODES = ("fail", "spool")
 PLOT_MODES = ("on", "off")
 INCONCLUSIVE_MODES = ("pass", "fail")
@@ -308,8 +308,9 @@ OPTIONS: tuple[Option, ...] = (
         "forecast_method",
         "FORECAST_METHOD",
         _choice(GATE_METHODS),
-        "Gate decision: dm (Diebold-Mariano with HLN correction) or threshold (aggregate worse by more "
-        "than the tolerance). Default: dm.",
+        "Gate decision: dm (Diebold-Mariano with a fixed-smoothing long-run variance that allows for skill "
+        "drifting over stretches of origins), dm-hln (the earlier Diebold-Mariano test with HLN correction, "
+        "overlap-only variance) or threshold (aggregate worse by more than the tolerance). Default: dm.",
         default="dm",
     ),
     Option(
