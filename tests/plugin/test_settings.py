@@ -234,7 +234,7 @@ def test_a_sqlite_store_keeps_its_artifacts_next_to_the_database(pytester: pytes
             "argument --forecast-gate-metrics: unknown gate metric(s) 'foo'; known metrics: rmse, mae, mape, smape, "
             "mase, directional_accuracy",
         ),
-        (("--forecast-method", "vibes"), "argument --forecast-method: 'vibes' is not one of dm, threshold"),
+        (("--forecast-method", "vibes"), "argument --forecast-method: 'vibes' is not one of dm, dm-hln, threshold"),
         (
             ("--mlflow-experiment", "team/fx"),
             "argument --mlflow-experiment: invalid experiment name 'team/fx': use 1-200 printable characters without "
