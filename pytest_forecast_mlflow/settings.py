@@ -367,7 +367,31 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--forecast-json", "forecast_json", "FORECAST_JSON", str, "Write the verdict as JSON to this path, for scripts."
     ),
+    Option(
+        "--forecast-jobs",
+        "forecast_jobs",
+        "FORECAST_JOBS",
+        lambda value: _jobs(value),  # defined below the table, so this entry stays in one piece
+        "Worker processes for the refit blocks of each walk_forward backtest (joblib; -1: one per CPU; inside "
+        "joblib.parallel_config(backend='dask'): a Dask cluster's workers); each fit must depend on its "
+        "training window alone. Default: 1.",
+        default=1,
+    ),
 )
+
+
+def _jobs(value: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"forecast jobs must be a whole number such as 2 or -1, got {value!r}"
+        ) from None
+    if number < 1 and number != -1:
+        raise argparse.ArgumentTypeError(
+            f"forecast jobs must be >= 1 (worker processes) or -1 (one per CPU), got {value!r}"
+        )
+    return number
 
 
 @dataclass(frozen=True)
@@ -400,6 +424,7 @@ class Settings:
     report: Path | None = None
     json: Path | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    jobs: int = 1
 
     @property
     def enabled(self) -> bool:
@@ -527,4 +552,5 @@ def resolve(config: pytest.Config) -> Settings:
         report=Path(values["forecast_report"]) if values["forecast_report"] else None,
         json=Path(values["forecast_json"]) if values["forecast_json"] else None,
         sources=sources,
+        jobs=int(values["forecast_jobs"]),
     )
