@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_forecast_mlflow.keys import SETTINGS_KEY
+from pytest_forecast_mlflow.settings import resolve
 
 from .conftest import INNER_FLAGS
 
@@ -130,7 +130,8 @@ def test_forecast_jobs_command_line_beats_environment_beats_ini_beats_default(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def jobs(*args: str) -> tuple[int, str]:
-        settings = pytester.parseconfigure("--mlflow-experiment", "on", *args).stash[SETTINGS_KEY]
+        # resolved as pytest_configure does, without starting the session (which would import mlflow)
+        settings = resolve(pytester.parseconfig("--mlflow-experiment", "on", *args))
         return settings.jobs, settings.sources["forecast_jobs"]
 
     assert jobs() == (1, "default")
