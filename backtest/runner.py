@@ -11,6 +11,7 @@ batched over every origin whatever the ``refit`` cadence. With ``quantiles=`` th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -315,6 +316,7 @@ def run(
     metrics: str | tuple[str, ...] | list[str] = DEFAULT_METRICS,
     quantiles: Any = None,
     n_jobs: int = 1,
+    progress: Callable[[int, int], object] | None = None,
 ) -> BacktestResult:
     """Walk ``model`` across ``spec``'s folds of ``series`` and score every forecast.
 
@@ -325,12 +327,17 @@ def run(
     ``quantiles`` (levels in (0, 1), e.g. ``(0.05, 0.5, 0.95)``) asks the model for quantile forecasts
     too, scored by the interval metrics. ``n_jobs`` > 1 runs the refit blocks (the folds between two
     refits) in that many worker processes through joblib, with results identical to ``n_jobs=1`` for a
-    model whose fit depends on its training window alone. Every argument is checked before the first fit.
+    model whose fit depends on its training window alone. ``progress(done, total)``, if given, is called
+    with the folds forecast so far and the fold count each time a refit block completes (as its result
+    comes back from a worker when ``n_jobs`` > 1), so a caller can show progress and estimate the time
+    left. Every argument is checked before the first fit.
     """
     _check_model(model)
     _check_spec(spec)
     levels = _as_levels(quantiles)
     jobs = _check_jobs(n_jobs)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be None or a callable progress(done, total), got {progress!r}")
     metrics = metric_names(default_metrics(levels) if metrics is DEFAULT_METRICS else metrics)
     check_quantile_metrics(metrics, levels)
     if levels:
@@ -366,8 +373,10 @@ def run(
             forecasts[first:end], block_bands = walk.block(model, first, end)
             if bands is not None:
                 bands[first:end] = block_bands
+            if progress is not None:
+                progress(end, k_folds)
     else:
-        _in_parallel(walk, model, blocks, jobs, forecasts, bands)
+        _in_parallel(walk, model, blocks, jobs, forecasts, bands, progress)
 
     forecasts = forecasts[:, gap:]
     bands = None if bands is None else bands[:, gap:]
@@ -422,6 +431,7 @@ class _Walk:
         self.context, self.batched, self.steps, self.levels = context, batched, steps, levels
         self.wanted = _frozen(np.array(levels)) if levels else None
         self.model_name = model_name
+        self.n_folds = len(stops)
         methods = ("predict", "predict_batch", "predict_quantiles", "predict_quantiles_batch")
         self.sources = {method: f"model {model_name}.{method}" for method in methods}
 
@@ -481,11 +491,20 @@ def _block_on_worker(walk: _Walk, model: Any, first: int, end: int, keep: bool):
 
 
 def _in_parallel(
-    walk: _Walk, model: Any, blocks: list[tuple[int, int]], jobs: int, forecasts: np.ndarray, bands: np.ndarray | None
+    walk: _Walk,
+    model: Any,
+    blocks: list[tuple[int, int]],
+    jobs: int,
+    forecasts: np.ndarray,
+    bands: np.ndarray | None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> None:
     """Run the refit blocks through joblib (local processes by default; ``joblib.parallel_config(backend=
     "dask")`` sends them to a Dask cluster). Every block starts from the model as given, so its fit must
-    depend on its training window alone; the model passed in ends fitted like the last block's."""
+    depend on its training window alone; the model passed in ends fitted like the last block's.
+
+    Results come back as a generator, in block order, so ``progress`` hears of each block as it returns;
+    a backend that cannot stream results (joblib's ``multiprocessing``) returns them all at the end."""
     import cloudpickle  # what loky pickles with: the check sees what the workers would
     import joblib  # type: ignore[import-untyped]
 
@@ -498,15 +517,23 @@ def _in_parallel(
             "attributes) or use n_jobs=1"
         ) from exc
     last = len(blocks) - 1
-    done = joblib.Parallel(n_jobs=jobs)(
+    try:
+        parallel = joblib.Parallel(n_jobs=jobs, return_as="generator")
+    except ValueError:  # "Backend ... does not support return_as=generator"
+        parallel = joblib.Parallel(n_jobs=jobs)
+    done = parallel(
         joblib.delayed(_block_on_worker)(walk, model, first, end, i == last) for i, (first, end) in enumerate(blocks)
     )
+    folds_done = 0
     for (first, end), (block_forecasts, block_bands, fitted) in zip(blocks, done):
         forecasts[first:end] = block_forecasts
         if bands is not None:
             bands[first:end] = block_bands
         if fitted is not None and hasattr(model, "__dict__") and hasattr(fitted, "__dict__"):
             vars(model).update(vars(fitted))
+        folds_done += end - first
+        if progress is not None:
+            progress(folds_done, walk.n_folds)
 
 
 def _check_jobs(n_jobs: Any) -> int:

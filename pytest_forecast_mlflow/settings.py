@@ -135,6 +135,20 @@ def _at_least_two(value: str) -> int:
     return number
 
 
+def _jobs(value: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"forecast jobs must be a whole number such as 2 or -1, got {value!r}"
+        ) from None
+    if number < 1 and number != -1:
+        raise argparse.ArgumentTypeError(
+            f"forecast jobs must be >= 1 (worker processes) or -1 (one per CPU), got {value!r}"
+        )
+    return number
+
+
 def _percent(value: str) -> float:
     text = str(value).strip().rstrip("%")
     try:
@@ -392,6 +406,16 @@ OPTIONS: tuple[Option, ...] = (
         "Apprise URL(s) to alert when the gate finds a regression (space- or comma-separated: slack://..., "
         "mailto://..., json://host:port/path); needs the notify extra. Delivery failures are reported, not fatal.",
     ),
+    Option(
+        "--forecast-jobs",
+        "forecast_jobs",
+        "FORECAST_JOBS",
+        _jobs,
+        "Worker processes for the refit blocks of each walk_forward backtest (joblib; -1: one per CPU; inside "
+        "joblib.parallel_config(backend='dask'): a Dask cluster's workers); each fit must depend on its "
+        "training window alone. Default: 1.",
+        default=1,
+    ),
 )
 
 
@@ -425,6 +449,7 @@ class Settings:
     report: Path | None = None
     json: Path | None = None
     notify: tuple[str, ...] = ()
+    jobs: int = 1
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -554,4 +579,5 @@ def resolve(config: pytest.Config) -> Settings:
         json=Path(values["forecast_json"]) if values["forecast_json"] else None,
         notify=tuple(values["forecast_notify"] or ()),
         sources=sources,
+        jobs=int(values["forecast_jobs"]),
     )
