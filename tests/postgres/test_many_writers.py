@@ -1,0 +1,150 @@
+"""Many writers on one ``mlflow server`` backed by PostgreSQL: four pytest sessions at once, five rounds.
+
+Each round starts four gated sessions together, each with ``--mlflow-promote``, against the server's
+``http://`` URI, as four CI jobs would. Afterwards the store must hold every run and every per-fold value
+of every session (counted), the champion alias must have moved only as the gate and the
+concurrent-promotion rule allow (a session moves it only from the champion it was gated against), and the
+alias history must hold exactly one entry per move, chained from one version to the next.
+
+The writers are four long-lived processes, each running its five sessions with ``pytest.main`` behind a
+barrier per round; they import mlflow once, first, so each session tracks in its own process instead of
+forking a child that imports mlflow again. What the server sees is the same as from four separate CI
+jobs (four clients writing at once), for a fifth of the start-up cost. The inner project is the suite's
+tiny one (two horizons, about 20 folds each, plots off).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pytest_forecast_mlflow.tracking.history import read_events
+from tests.plugin.conftest import EXPERIMENT, INNER_FLAGS, INNER_INI, SUITE, project_files
+
+from .conftest import PostgresServer
+
+pytestmark = [pytest.mark.mlflow, pytest.mark.slow, pytest.mark.usefixtures("hermetic")]
+
+WRITERS = 4
+ROUNDS = 5
+#: per-fold values a session logs per horizon: the inner project's folds (300 points, initial 200, step 5)
+FOLDS = {"5d": 20, "10d": 19}
+MARK = "=== forecast-writer round "
+
+WRITER = '''
+    """One writer: ROUNDS gated sessions, each started together with the other writers' (a barrier per round)."""
+
+    import sys
+    import time
+    from pathlib import Path
+
+    import mlflow  # noqa: F401 - imported once: each session then tracks in this process, no fork to import it again
+    import pytest
+
+    barrier, me, args = Path(sys.argv[1]), sys.argv[2], sys.argv[5:]
+    writers, rounds = int(sys.argv[3]), int(sys.argv[4])
+    for round_ in range(rounds):
+        (barrier / f"{round_}-{me}").touch()
+        deadline = time.monotonic() + 300
+        while len(list(barrier.glob(f"{round_}-*"))) < writers and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print(f"=== forecast-writer round {round_} ===", flush=True)
+        code = pytest.main(list(args))
+        print(f"=== forecast-writer round {round_} exit {int(code)} ===", flush=True)
+'''
+
+
+def _sessions(output: str) -> list[tuple[int, int, str]]:
+    """``(round, exit code, output)`` of each session a writer ran."""
+    found = re.findall(rf"{MARK}(\d+) ===\n(.*?){MARK}\1 exit (-?\d+) ===", output, flags=re.DOTALL)
+    return [(int(round_), int(code), text) for round_, text, code in found]
+
+
+def _gated_against(text: str) -> str | None:
+    """The champion version a session was gated against; None when there was none yet."""
+    if "forecast gate: nothing to compare against" in text:
+        return None
+    match = re.search(rf"forecast gate: PASSED against {EXPERIMENT} v(\d+) \(alias champion", text)
+    assert match, f"the session was neither gated against a champion nor bootstrapping:\n{text}"
+    return match.group(1)
+
+
+def test_four_sessions_at_once_five_rounds_on_postgresql(tmp_path: Path, pg_server: PostgresServer) -> None:
+    for name, source in project_files().items():
+        (tmp_path / f"{name}.py").parent.mkdir(exist_ok=True)
+        (tmp_path / f"{name}.py").write_text(source)
+    (tmp_path / "pytest.ini").write_text(INNER_INI)
+    (tmp_path / "writer.py").write_text(textwrap.dedent(WRITER))
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    session_args = [*INNER_FLAGS, "-p", "no:xdist", "--mlflow-experiment", EXPERIMENT]
+    session_args += ["--mlflow-tracking-uri", pg_server.uri, "--mlflow-promote", SUITE]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "writer.py", str(barrier), str(k), str(WRITERS), str(ROUNDS), *session_args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for k in range(WRITERS)
+    ]
+    outputs = [writer.communicate(timeout=600)[0] for writer in writers]
+
+    # no error: every writer ran every round, every session passed its two tests
+    assert [writer.returncode for writer in writers] == [0] * WRITERS, outputs
+    sessions = [session for output in outputs for session in _sessions(output)]
+    assert sorted(Counter(round_ for round_, _, _ in sessions).items()) == [(r, WRITERS) for r in range(ROUNDS)]
+    for _, code, text in sessions:
+        assert code == 0, text
+        assert "2 passed" in text, text
+
+    # each session either moved the alias from the champion it was gated against, or was refused because
+    # another session had moved it since (the concurrent-promotion rule); the first to move in a round wins
+    moves: dict[str, str | None] = {}  # version moved to -> version moved from
+    for round_ in range(ROUNDS):
+        moved_this_round = 0
+        for _, _, text in (s for s in sessions if s[0] == round_):
+            registered = re.search(rf"registered candidate as {EXPERIMENT} v(\d+)", text)
+            assert registered, text
+            version, against = registered.group(1), _gated_against(text)
+            if f"v{version} and moved alias 'champion' to it" in text:
+                moves[version] = against
+                moved_this_round += 1
+            else:
+                was = f"v{against}" if against else "no champion"
+                assert f"NOT moved: the champion changed while this session ran (gated against {was}, now v" in text
+        assert moved_this_round >= 1, f"round {round_}: nobody moved the alias"
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=pg_server.uri, registry_uri=pg_server.uri)
+
+    # no lost run or metric
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert len(runs) == WRITERS * ROUNDS
+    assert all(run.info.status == "FINISHED" for run in runs)
+    for run in runs:
+        for label, folds in FOLDS.items():
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, f"{label}/rmse"))
+            assert steps == list(range(folds)), (run.info.run_id, label)
+    versions = client.search_model_versions(f"name='{EXPERIMENT}'", max_results=1000)
+    assert sorted(int(v.version) for v in versions) == list(range(1, WRITERS * ROUNDS + 1))
+    assert sorted(str(v.run_id) for v in versions) == sorted(run.info.run_id for run in runs)
+
+    # the history: one entry per move, chained, ending where the alias points; the promotion lock released
+    events = read_events(client, EXPERIMENT)
+    assert [event.seq for event in events] == list(range(1, len(moves) + 1))
+    assert {event.to_version: event.from_version for event in events} == moves
+    assert [event.from_version for event in events] == [None] + [event.to_version for event in events[:-1]]
+    assert [event.kind for event in events] == ["bootstrap"] + ["promotion"] * (len(events) - 1)
+    assert client.get_registered_model(EXPERIMENT).aliases == {"champion": events[-1].to_version}
+    assert [m.name for m in client.search_registered_models()] == [EXPERIMENT]
