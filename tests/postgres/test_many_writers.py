@@ -132,6 +132,9 @@ def test_four_sessions_at_once_five_rounds_on_postgresql(tmp_path: Path, pg_serv
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     assert len(runs) == WRITERS * ROUNDS
     assert all(run.info.status == "FINISHED" for run in runs)
+    # artifacts went through the server's proxy into its --artifacts-destination, never to a client's path
+    assert all(run.info.artifact_uri.startswith("mlflow-artifacts:/") for run in runs)
+    assert len({path.parent for path in (pg_server.folder / "artifacts").rglob("MLmodel")}) == WRITERS * ROUNDS
     for run in runs:
         for label, folds in FOLDS.items():
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, f"{label}/rmse"))
