@@ -109,12 +109,16 @@ class Cluster:
             db.autocommit = True
             db.cursor().execute(f'CREATE DATABASE "{name}"')
 
-    def tables(self, database: str) -> list[str]:
-        """The tables of ``database`` (none until an MLflow store is created in it)."""
+    def query(self, sql: str, database: str = DATABASE) -> list[tuple]:
         with self._connect(database) as db:
             cursor = db.cursor()
-            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-            return [row[0] for row in cursor.fetchall()]
+            cursor.execute(sql)
+            return cursor.fetchall()
+
+    def tables(self, database: str) -> list[str]:
+        """The tables of ``database`` (none until an MLflow store is created in it)."""
+        sql = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        return [row[0] for row in self.query(sql, database)]
 
 
 def start_cluster() -> Cluster:

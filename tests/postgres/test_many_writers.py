@@ -142,6 +142,10 @@ def test_four_sessions_at_once_five_rounds_on_postgresql(tmp_path: Path, pg_serv
         for label, folds in FOLDS.items():
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, f"{label}/rmse"))
             assert steps == list(range(folds)), (run.info.run_id, label)
+    # and they are in PostgreSQL, as the server wrote them
+    per_fold = "SELECT key, count(*) FROM metrics WHERE key IN ('5d/rmse', '10d/rmse') GROUP BY key"
+    assert dict(pg_server.cluster.query(per_fold)) == {f"{k}/rmse": n * WRITERS * ROUNDS for k, n in FOLDS.items()}
+    assert pg_server.cluster.query("SELECT count(*) FROM runs WHERE status = 'FINISHED'") == [(WRITERS * ROUNDS,)]
     versions = client.search_model_versions(f"name='{EXPERIMENT}'", max_results=1000)
     assert sorted(int(v.version) for v in versions) == list(range(1, WRITERS * ROUNDS + 1))
     assert sorted(str(v.run_id) for v in versions) == sorted(run.info.run_id for run in runs)
