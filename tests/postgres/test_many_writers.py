@@ -6,11 +6,12 @@ of every session (counted), the champion alias must have moved only as the gate 
 concurrent-promotion rule allow (a session moves it only from the champion it was gated against), and the
 alias history must hold exactly one entry per move, chained from one version to the next.
 
-The writers are four long-lived processes, each running its five sessions with ``pytest.main`` behind a
-barrier per round; they import mlflow once, first, so each session tracks in its own process instead of
-forking a child that imports mlflow again. What the server sees is the same as from four separate CI
-jobs (four clients writing at once), for a fifth of the start-up cost. The inner project is the suite's
-tiny one (two horizons, about 20 folds each, plots off).
+The writers are four processes forked from one that imported pytest and mlflow; each runs its five
+sessions with ``pytest.main`` behind a barrier per round, and each session tracks in its own process
+(mlflow is already imported, so the plugin forks no tracking child that would import it again). What the
+server sees is what four CI jobs send (four clients writing at once), for a twentieth of the start-up cost
+of twenty fresh interpreters. The inner project is the suite's tiny one (two horizons, about 20 folds
+each, plots off).
 """
 
 from __future__ import annotations
@@ -37,26 +38,54 @@ ROUNDS = 5
 FOLDS = {"5d": 20, "10d": 19}
 MARK = "=== forecast-writer round "
 
-WRITER = '''
-    """One writer: ROUNDS gated sessions, each started together with the other writers' (a barrier per round)."""
+WRITERS_SCRIPT = '''
+    """WRITERS writers forked from this process once mlflow is imported; each runs ROUNDS gated sessions, and
+    every round starts together (a barrier). Each writer's output goes to writer-<k>.log."""
 
+    import os
     import sys
     import time
+    import traceback
     from pathlib import Path
 
-    import mlflow  # noqa: F401 - imported once: each session then tracks in this process, no fork to import it again
+    import mlflow  # noqa: F401 - imported once, before the fork: each session then tracks in its own process
     import pytest
 
-    barrier, me, args = Path(sys.argv[1]), sys.argv[2], sys.argv[5:]
-    writers, rounds = int(sys.argv[3]), int(sys.argv[4])
-    for round_ in range(rounds):
-        (barrier / f"{round_}-{me}").touch()
-        deadline = time.monotonic() + 300
-        while len(list(barrier.glob(f"{round_}-*"))) < writers and time.monotonic() < deadline:
-            time.sleep(0.02)
-        print(f"=== forecast-writer round {round_} ===", flush=True)
-        code = pytest.main(list(args))
-        print(f"=== forecast-writer round {round_} exit {int(code)} ===", flush=True)
+    folder, writers, rounds, args = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+
+
+    def write(me: int) -> None:
+        for round_ in range(rounds):
+            (folder / "barrier" / f"{round_}-{me}").touch()
+            deadline = time.monotonic() + 300
+            while len(list((folder / "barrier").glob(f"{round_}-*"))) < writers and time.monotonic() < deadline:
+                time.sleep(0.02)
+            print(f"=== forecast-writer round {round_} ===", flush=True)
+            code = pytest.main(list(args))
+            print(f"=== forecast-writer round {round_} exit {int(code)} ===", flush=True)
+
+
+    children = []
+    for me in range(writers):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            log = os.open(folder / f"writer-{me}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            code = 0
+            try:
+                write(me)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children.append(pid)
+    sys.exit(sum(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0 for pid in children))
 '''
 
 
@@ -80,27 +109,24 @@ def test_four_sessions_at_once_five_rounds_on_postgresql(tmp_path: Path, pg_serv
         (tmp_path / f"{name}.py").parent.mkdir(exist_ok=True)
         (tmp_path / f"{name}.py").write_text(source)
     (tmp_path / "pytest.ini").write_text(INNER_INI)
-    (tmp_path / "writer.py").write_text(textwrap.dedent(WRITER))
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    # the writer imported mlflow, and with it anyio, whose pytest plugin pytest then cannot rewrite (and says so)
+    (tmp_path / "writers.py").write_text(textwrap.dedent(WRITERS_SCRIPT))
+    (tmp_path / "barrier").mkdir()
+    # the writers imported mlflow, and with it anyio, whose pytest plugin pytest then cannot rewrite (and says so)
     session_args = [*INNER_FLAGS, "-p", "no:xdist", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     session_args += ["--mlflow-experiment", EXPERIMENT]
     session_args += ["--mlflow-tracking-uri", pg_server.uri, "--mlflow-promote", SUITE]
-    writers = [
-        subprocess.Popen(
-            [sys.executable, "writer.py", str(barrier), str(k), str(WRITERS), str(ROUNDS), *session_args],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for k in range(WRITERS)
-    ]
-    outputs = [writer.communicate(timeout=600)[0] for writer in writers]
+    done = subprocess.run(
+        [sys.executable, "writers.py", str(tmp_path), str(WRITERS), str(ROUNDS), *session_args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    outputs = [(tmp_path / f"writer-{k}.log").read_text() for k in range(WRITERS)]
 
     # no error: every writer ran every round, every session passed its two tests
-    assert [writer.returncode for writer in writers] == [0] * WRITERS, outputs
+    assert done.returncode == 0, (done.stdout, done.stderr, outputs)
     sessions = [session for output in outputs for session in _sessions(output)]
     assert sorted(Counter(round_ for round_, _, _ in sessions).items()) == [(r, WRITERS) for r in range(ROUNDS)]
     for _, code, text in sessions:
