@@ -44,6 +44,8 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 SUPPORTED_SCHEMES = ("sqlite", "http", "https")
 DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "mssql")
 MASK = "***"
+#: Where a database URI is sent instead: the production layout, and the README section explaining it.
+SERVER_RECIPE = "data/docker-compose.postgres.yml, README section 'Scaling out'"
 #: Shortest secret replaced wherever it appears in text (layer 1 of :func:`mask_text`).
 MIN_SECRET = 4
 
@@ -307,7 +309,8 @@ def validate_tracking_uri(uri: str, source: str = "tracking URI") -> str:
             "and race migrations)"
         )
         fix = (
-            f"put an `mlflow server --backend-store-uri {base}://...` in front and use its http(s) URL, "
+            f"put an `mlflow server --backend-store-uri {base}://...` in front (it alone opens the pool and runs "
+            f"the migrations; the recipe: {SERVER_RECIPE}) and use its http(s) URL, "
             f"or use a database such as {sqlite_example}"
         )
     elif scheme == "sqlite":
