@@ -289,13 +289,8 @@ class LiveTracker:
         with tempfile.TemporaryDirectory(prefix="forecast-live-") as tmp, quiet_mlflow():
             path = self.client.download_artifacts(self._source_run(ref), f"manifests/{sanitize(label)}.json", tmp)
             folds = json.loads(Path(path).read_text())["folds"]
-        return [
-            float(f["actuals"][0]) - float(f["forecasts"][0])
-            for f in folds
-            if f.get("actuals")
-            and f.get("forecasts")
-            and math.isfinite(float(f["actuals"][0]) - float(f["forecasts"][0]))
-        ]
+        errors = [float(f["actuals"][0]) - float(f["forecasts"][0]) for f in folds if f.get("forecasts")]
+        return [e for e in errors if math.isfinite(e)]
 
     def load_model(self, ref: ModelRef) -> Any:
         try:
