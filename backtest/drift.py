@@ -1,9 +1,32 @@
-"""Is the champion erring worse live than its backtest promised? A sequential, overlap-aware drift test.
+"""Is the champion erring worse live than its backtest promised? A sequential drift test in two lanes.
 
-One horizon at a time. The backtest gives the champion's per-fold losses ``b_1..b_m`` (for example its
-per-fold RMSE at 30 days); live forecasts, scored once their target dates arrived, give per-forecast
-losses ``l_1..l_n`` in origin order. Losses are compared on the log scale, where a change of the error
-scale by a factor ``c`` is a shift by ``log c`` whatever the loss's units::
+One horizon at a time, two CUSUMs, each against the champion's backtest; ``drift`` when either passes
+its threshold. The false-alarm budget (5% of years of daily checks) is split: 4% to the fast lane, 1%
+to the full lane.
+
+**The fast lane** (one-step errors, learned of the next day). A forecast made on day ``d`` meets its
+first target on day ``d + 1``: every day brings one new one-step error ``e`` (actual minus forecast),
+and the backtest's folds hold the same error once per fold, ``e_b``. In robust units
+(``sigma = median |e_b| / 0.6745``) the squares, winsorized at :data:`FAST_CAP` so that one wild day of
+a heavy-tailed series counts a bounded amount, are standardized by the backtest's::
+
+    u = min((e / sigma)^2, FAST_CAP)          x_i = (u_i - mean(u_b)) / sd(u_b)
+
+A change of the error scale by ``c`` multiplies the squares by ``c^2``. The CUSUM's allowance is the
+point where the Gaussian scale likelihood ratio for :data:`FAST_REFERENCE_JUMP` changes sign
+(``2 log c / (1 - 1/c^2)`` in units of the variance), so the lane is close to the oracle's likelihood
+ratio CUSUM when errors are Gaussian and stays calibrated when they are Student-t like. The one-step
+errors of consecutive daily forecasts are independent for an efficient forecast of a random walk, but
+not for every model (volatility clustering, a model that lags a turn): ``omega`` below, over
+:data:`FAST_LAGS` lags, guards against dependence of that length. Its threshold depends on how many
+backtest folds taught it the one-step errors (:data:`FAST_THRESHOLDS`): a small backtest is a vague
+promise, and the CUSUM must allow for its error. The fold step does not matter, only the count.
+
+**The full lane** (whole forecasts, learned ``h`` days late). It catches a model that degrades only at
+long steps. The backtest gives the champion's per-fold losses ``b_1..b_m`` (for example its per-fold
+RMSE at 30 days); live forecasts, scored once all their target dates arrived, give per-forecast losses
+``l_1..l_n`` in origin order. Losses are compared on the log scale, where a change of the error scale by
+a factor ``c`` is a shift by ``log c`` whatever the loss's units::
 
     z_i = (log l_i - mean(log b)) / sd(log b)          standardized against the backtest
 
@@ -27,14 +50,15 @@ tuned to the jump it should catch soonest (``REFERENCE_JUMP``: errors 50% larger
 
 ``S_n`` is small while live losses look like the backtest's and climbs steadily after a break; the
 monitor recomputes it at every check (daily, say) and says ``drift`` once it exceeds
-:func:`threshold`. ``REFERENCE_JUMP`` and the thresholds are calibration constants, chosen by
-simulation (``tests/benchmarks/bench_drift.py``) so that a year of daily checks on a stable series
-raises a false alarm in at most 5% of years. Fewer than :func:`min_forecasts` scored forecasts give
-``too few``.
+:func:`threshold`. The fast lane's statistic is the same CUSUM of ``x_i`` with its own allowance and
+``omega``. Thresholds are calibration constants, chosen by simulation
+(``tests/benchmarks/bench_drift.py --calibrate``) so that a year of daily checks on a stable series
+raises a false alarm in at most 5% of years. A lane with too few values (:func:`min_forecasts`,
+:data:`FAST_MIN`) stays silent; with both silent the verdict is ``too few``.
 
-**What it costs.** Scoring whole ``h``-day forecasts, the monitor learns of a break ``h`` days late and
-from losses that overlap: on a simulated random walk it needs about three times the delay of an oracle
-that knows the jump and sees each day's one-step error (``bench_drift.py`` prints both).
+**What it costs.** The fast lane needs a backtest of a few hundred folds to come near the oracle (an
+oracle knows the scale exactly; a lane that learned it from 100 one-step errors must allow for their
+error): ``bench_drift.py`` prints both lanes beside the oracle.
 """
 
 from __future__ import annotations
@@ -46,10 +70,21 @@ from typing import Literal
 import numpy as np
 
 __all__ = [
+    "FAST_CAP",
+    "FAST_LAGS",
+    "FAST_MIN",
+    "FAST_MIN_FOLDS",
+    "FAST_REFERENCE_JUMP",
+    "FAST_THRESHOLDS",
     "REFERENCE_JUMP",
     "THRESHOLDS",
     "DriftResult",
+    "FastScale",
     "assess",
+    "fast_path",
+    "fast_scale",
+    "fast_standardize",
+    "fast_threshold",
     "allowance",
     "log_spread",
     "long_run_ratios",
@@ -60,13 +95,16 @@ __all__ = [
 ]
 
 Verdict = Literal["ok", "drift", "too few"]
+Lane = Literal["1-step", "full"]
 
 REFERENCE_JUMP = 1.5
 """The factor on the error scale the CUSUM is tuned to catch soonest (its allowance is half its log shift)."""
 
-THRESHOLDS: dict[int, float] = {1: 19.81, 7: 14.31, 15: 15.54, 30: 17.85, 90: 19.52}
-"""Alarm thresholds by horizon, calibrated to 5% false-alarm years of daily checks (365 checks a year,
-a random walk forecast by the no-change model, 100 backtest folds); other horizons interpolate in log h."""
+THRESHOLDS: dict[int, float] = {1: 39.90, 7: 22.52, 15: 23.46, 30: 24.57, 90: 38.23}
+"""The full lane's alarm thresholds by horizon, calibrated to 1% false-alarm years of daily checks (365
+checks a year, a random walk forecast by the no-change model, 100 backtest folds, the larger of the
+thresholds with Gaussian and with Student t(4) steps): the full lane's share of the 5% budget. Other
+horizons interpolate in log h."""
 
 
 def min_forecasts(horizon: int) -> int:
@@ -164,14 +202,19 @@ def statistic_path(z: np.ndarray, horizon: int, spread) -> np.ndarray:
     recursion. Entries before :func:`min_forecasts` are 0. 1-D in, 1-D out; 2-D (simulations x
     forecasts) in, 2-D out.
     """
+    return _path(z, horizon, allowance(spread), min_forecasts(horizon))
+
+
+def _path(z: np.ndarray, lags: int, allowances, minimum: int) -> np.ndarray:
+    """Every check's CUSUM of ``z`` (rows) with ``omega`` over ``lags``, 0 before ``minimum`` values."""
     array = np.asarray(z, dtype=float)
     rows = np.atleast_2d(array)
     sims, n = rows.shape
-    ratios = long_run_ratios(rows, horizon)
+    ratios = long_run_ratios(rows, lags)
     sums = np.concatenate([np.zeros((sims, 1)), np.cumsum(rows, axis=1)], axis=1)
-    step = np.broadcast_to(allowance(spread), (sims,))
+    step = np.broadcast_to(np.asarray(allowances, dtype=float), (sims,))
     out = np.zeros((sims, n))
-    for last in range(min_forecasts(horizon) - 1, n):
+    for last in range(minimum - 1, n):
         out[:, last] = _cusum(sums[:, : last + 2], ratios[:, last], step)
     return out if array.ndim == 2 else out[0]
 
@@ -182,12 +225,101 @@ def _cusum(sums: np.ndarray, ratio: np.ndarray, step: np.ndarray) -> np.ndarray:
     return (walk[:, -1] - walk.min(axis=1)) / np.sqrt(ratio)
 
 
+# ------------------------------------------------------------------------------ the fast lane
+
+FAST_REFERENCE_JUMP = 1.5
+"""The factor on the one-step error scale the fast lane is tuned to catch soonest."""
+
+FAST_CAP = 9.0
+"""Squared one-step errors are winsorized at this many robust variances (3 robust standard deviations):
+one wild day of a heavy-tailed series moves the statistic by a bounded amount."""
+
+FAST_LAGS = 5
+"""The fast lane's ``omega`` counts autocovariances up to lag ``FAST_LAGS - 1``: the assumption that a
+model's squared one-step errors on consecutive days are dependent for at most that long."""
+
+FAST_MIN = 20
+"""One-step errors needed before the fast lane decides."""
+
+FAST_MIN_FOLDS = 20
+"""Backtest folds needed for the fast lane to know the one-step error distribution (fewer: the lane is silent)."""
+
+FAST_THRESHOLDS: dict[int, float] = {20: 118.82, 30: 64.83, 100: 21.13, 300: 15.25, 1000: 13.77}
+"""The fast lane's alarm thresholds by the number of backtest folds it learned the one-step errors from
+(fewer folds: a less certain promise, a higher threshold), each at 4% false-alarm years of daily checks
+with Gaussian or Student t(4) errors, whichever needs the higher threshold;
+other fold counts interpolate in log folds, more than 1000 use 1000's."""
+
+
+def fast_threshold(folds: int) -> float:
+    """The fast lane's threshold for a backtest of ``folds`` one-step errors (:data:`FAST_THRESHOLDS`)."""
+    known = sorted(FAST_THRESHOLDS)
+    return float(np.interp(math.log(max(folds, 1)), np.log(known), [FAST_THRESHOLDS[m] for m in known]))
+
+
+def _errors(name: str, values) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional (one one-step error per forecast or fold), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} has {int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
+    return array
+
+
+@dataclass(frozen=True)
+class FastScale:
+    """What the backtest's one-step errors say a stable live error looks like (from :func:`fast_scale`)."""
+
+    robust_sd: float  # median |e| / 0.6745: the error scale a Gaussian with that median absolute error has
+    mean: float  # mean and sd of the winsorized squared standardized backtest errors
+    sd: float
+    folds: int
+
+    @property
+    def allowance(self) -> float:
+        """Half-way point of the Gaussian scale likelihood ratio for :data:`FAST_REFERENCE_JUMP`, in z units."""
+        c2 = FAST_REFERENCE_JUMP**2
+        crossing = 2.0 * math.log(FAST_REFERENCE_JUMP) / (1.0 - 1.0 / c2)
+        return (crossing - 1.0) * self.mean / self.sd
+
+
+def fast_scale(backtest_errors) -> FastScale | None:
+    """The backtest's one-step error distribution, or None when it has fewer than :data:`FAST_MIN_FOLDS`
+    folds or no spread (the fast lane then stays silent and the full lane decides alone)."""
+    errors = _errors("backtest_errors", backtest_errors)
+    if errors.size < FAST_MIN_FOLDS:
+        return None
+    robust = float(np.median(np.abs(errors))) / 0.6745
+    if not robust > 0:
+        return None
+    u = np.minimum((errors / robust) ** 2, FAST_CAP)
+    sd = float(u.std(ddof=1))
+    return FastScale(robust, float(u.mean()), sd, int(errors.size)) if sd > 0 else None
+
+
+def fast_standardize(live_errors, scale: FastScale) -> np.ndarray:
+    """``z`` of the fast lane: each live one-step error, squared in robust units, winsorized at :data:`FAST_CAP`,
+    centred and scaled by the backtest's. A change of the error scale by ``c`` multiplies the unwinsorized
+    squares by ``c**2``."""
+    errors = _errors("live_errors", live_errors)
+    return (np.minimum((errors / scale.robust_sd) ** 2, FAST_CAP) - scale.mean) / scale.sd
+
+
+def fast_path(z: np.ndarray, allowances) -> np.ndarray:
+    """The fast lane's statistic after each one-step error (rows for 2-D ``z``), as each check computes it."""
+    return _path(z, FAST_LAGS, allowances, FAST_MIN)
+
+
 @dataclass(frozen=True)
 class DriftResult:
     """One horizon's check: what the monitor prints and logs.
 
     ``live_error`` and ``backtest_error`` are means of per-forecast and per-fold losses; ``ratio`` is
-    their quotient; ``statistic`` is ``S_n`` (0 with ``too few``), ``omega`` the long-run variance ratio.
+    their quotient. The full lane: ``statistic`` is its ``S_n`` (0 before :func:`min_forecasts`),
+    ``threshold`` its limit, ``omega`` its long-run variance ratio. The fast lane: ``fast_scored``
+    one-step errors, ``fast_statistic`` and ``fast_threshold`` (0 and NaN when the lane is silent: no
+    one-step errors given, too few of them, or a backtest too small to learn them from). ``drift`` when
+    either lane exceeds its threshold; ``too few`` when neither lane has enough to decide.
     """
 
     horizon: int
@@ -199,13 +331,42 @@ class DriftResult:
     threshold: float
     omega: float
     verdict: Verdict
+    fast_scored: int = 0
+    fast_statistic: float = 0.0
+    fast_threshold: float = math.nan
+
+    @property
+    def lane(self) -> Lane:
+        """The lane closer to (or further past) its threshold: the one that explains the verdict."""
+        fast = self.fast_statistic / self.fast_threshold if math.isfinite(self.fast_threshold) else -math.inf
+        return "1-step" if fast > self.statistic / self.threshold else "full"
+
+    def lane_text(self, lane: Lane) -> str:
+        """``statistic / threshold`` of one lane, ``-`` when it is silent or has too few values."""
+        if lane == "full":
+            return f"{self.statistic:.1f} / {self.threshold:.1f}" if self.scored >= min_forecasts(self.horizon) else "-"
+        ready = math.isfinite(self.fast_threshold) and self.fast_scored >= FAST_MIN
+        return f"{self.fast_statistic:.1f} / {self.fast_threshold:.1f}" if ready else "-"
+
+    def explain(self) -> str:
+        """Both lanes in a phrase: ``1-step lane 25.1 / 14.9, full lane 3.2 / 18.1`` (statistic / threshold)."""
+        return f"1-step lane {self.lane_text('1-step')}, full lane {self.lane_text('full')} (statistic / threshold)"
 
 
-def assess(live_losses, backtest_losses, horizon: int) -> DriftResult:
-    """Decide one horizon: ``drift`` when ``S_n`` exceeds :func:`threshold`, ``too few`` before :func:`min_forecasts`.
+def assess(
+    live_losses,
+    backtest_losses,
+    horizon: int,
+    live_errors=None,
+    backtest_errors=None,
+) -> DriftResult:
+    """Decide one horizon from both lanes: ``drift`` when either statistic exceeds its threshold.
 
-    ``live_losses`` are per-forecast losses in origin order (consecutive origins, however far apart the
-    service makes them); ``backtest_losses`` the champion's per-fold losses of the same metric.
+    ``live_losses`` are per-forecast losses of complete forecasts in origin order (consecutive origins,
+    however far apart the service makes them); ``backtest_losses`` the champion's per-fold losses of the
+    same metric. ``live_errors`` (optional) are the live one-step errors (actual minus forecast) of every
+    forecast whose first target date has arrived, in origin order, and ``backtest_errors`` the backtest's
+    one-step errors, one per fold: the fast lane runs when both are given.
     """
     _check_horizon(horizon)
     z = standardize(live_losses, backtest_losses)
@@ -215,11 +376,49 @@ def assess(live_losses, backtest_losses, horizon: int) -> DriftResult:
     backtest_error = float(backtest.mean())
     ratio = live_error / backtest_error if backtest_error > 0 else math.nan
     limit = threshold(horizon)
-    if z.size < min_forecasts(horizon):
-        omega = float(long_run_ratios(z, horizon)[0, -1]) if z.size else 1.0
-        return DriftResult(horizon, int(z.size), live_error, backtest_error, ratio, 0.0, limit, omega, "too few")
-    omega = float(long_run_ratios(z, horizon)[0, -1])
-    step = allowance(np.array([log_spread(backtest_losses)]))
-    statistic = float(_cusum(np.concatenate([[0.0], np.cumsum(z)])[None, :], np.array([omega]), step)[0])
-    verdict: Verdict = "drift" if statistic > limit else "ok"
-    return DriftResult(horizon, int(z.size), live_error, backtest_error, ratio, statistic, limit, omega, verdict)
+    omega = float(long_run_ratios(z, horizon)[0, -1]) if z.size else 1.0
+    full_ready = z.size >= min_forecasts(horizon)
+    statistic = 0.0
+    if full_ready:
+        statistic = _last_check(z, omega, float(allowance(log_spread(backtest_losses))))
+    fast_scored, fast_statistic, fast_limit = _fast_lane(live_errors, backtest_errors)
+    fast_ready = math.isfinite(fast_limit) and fast_scored >= FAST_MIN
+    verdict: Verdict
+    if statistic > limit or (fast_ready and fast_statistic > fast_limit):
+        verdict = "drift"
+    else:
+        verdict = "ok" if full_ready or fast_ready else "too few"
+    return DriftResult(
+        horizon,
+        int(z.size),
+        live_error,
+        backtest_error,
+        ratio,
+        statistic,
+        limit,
+        omega,
+        verdict,
+        fast_scored,
+        fast_statistic,
+        fast_limit,
+    )
+
+
+def _last_check(z: np.ndarray, omega: float, step: float) -> float:
+    """The CUSUM a check reports over all of ``z``."""
+    return float(_cusum(np.concatenate([[0.0], np.cumsum(z)])[None, :], np.array([omega]), np.array([step]))[0])
+
+
+def _fast_lane(live_errors, backtest_errors) -> tuple[int, float, float]:
+    """``(one-step errors, statistic, threshold)`` of the fast lane; threshold NaN when it is silent."""
+    if live_errors is None or backtest_errors is None:
+        return 0, 0.0, math.nan
+    live = _errors("live_errors", live_errors)
+    scale = fast_scale(backtest_errors)
+    if scale is None:
+        return int(live.size), 0.0, math.nan
+    if live.size < FAST_MIN:
+        return int(live.size), 0.0, fast_threshold(scale.folds)
+    z = fast_standardize(live, scale)
+    statistic = _last_check(z, float(long_run_ratios(z, FAST_LAGS)[0, -1]), scale.allowance)
+    return int(live.size), statistic, fast_threshold(scale.folds)

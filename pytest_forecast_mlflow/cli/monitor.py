@@ -41,7 +41,6 @@ def format_checks(checks: Sequence[HorizonCheck], experiment: str, source: str) 
         scored = str(check.complete)
         if check.partial:
             scored += f" (+{check.partial} partial)"
-        statistic = "-" if r.verdict == "too few" else f"{r.statistic:.1f} / {r.threshold:.1f}"
         rows.append(
             [
                 check.who,
@@ -50,12 +49,13 @@ def format_checks(checks: Sequence[HorizonCheck], experiment: str, source: str) 
                 _number(r.live_error),
                 _number(r.backtest_error),
                 _number(r.ratio),
-                statistic,
+                r.lane_text("1-step"),
+                r.lane_text("full"),
                 r.verdict,
             ]
         )
     headers = ["model", "horizon", "forecasts scored", f"live {metric}", f"backtest {metric}", "ratio"]
-    headers += ["statistic / threshold", "verdict"]
+    headers += ["1-step lane", "full lane", "verdict"]
     lines = [f"live forecasts of experiment {experiment!r} against {source} (to {checks[0].as_of}):"]
     lines += ["  " + line for line in _table(headers, rows)]
     partial = [c for c in checks if c.partial]
@@ -65,13 +65,20 @@ def format_checks(checks: Sequence[HorizonCheck], experiment: str, source: str) 
             "(mean " + ", ".join(f"{c.run.label} {_number(c.partial_error)}" for c in partial) + ") and left out "
             "of the test and the logged errors until complete"
         )
+    lines.append(
+        "lanes: statistic / threshold of the CUSUM on each day's one-step errors (1-step) and on whole "
+        "forecasts once complete (full); drift when either passes its threshold"
+    )
     few = [c for c in checks if c.result.verdict == "too few"]
     if few:
-        from backtest.drift import min_forecasts
+        from backtest.drift import FAST_MIN, min_forecasts
 
         lines.append(
             "too few: "
-            + ", ".join(f"{c.run.label} needs {min_forecasts(c.run.horizon)} complete forecasts" for c in few)
+            + ", ".join(
+                f"{c.run.label} needs {FAST_MIN} one-step errors or {min_forecasts(c.run.horizon)} complete forecasts"
+                for c in few
+            )
         )
     logged = sum(c.logged for c in checks)
     lines.append(f"logged {logged} new per-forecast error(s)" if logged else "nothing new to log")
@@ -84,8 +91,7 @@ def alert_text(drifted: Sequence[HorizonCheck], experiment: str) -> tuple[str, s
     body = "\n".join(
         f"{c.who} horizon {c.run.label}: verdict {c.result.verdict}, ratio {c.result.ratio:.2f} "
         f"(live {c.metric} {significant(c.result.live_error)} vs backtest {significant(c.result.backtest_error)} "
-        f"over {c.result.scored} forecasts to {c.as_of}), statistic {c.result.statistic:.1f} > "
-        f"{c.result.threshold:.1f}"
+        f"over {c.result.scored} forecasts to {c.as_of}); {c.result.explain()}"
         for c in drifted
     )
     return title, body
@@ -128,8 +134,9 @@ def add_parser(commands: argparse._SubParsersAction[Parser], common: Parser) -> 
         parents=[common],
         help="Score live forecasts whose dates have arrived and test them for drift against the backtest",
         description="Score every live forecast of the experiment whose target dates are in the series, log the "
-        "realized errors beside the backtest's, and test each horizon for drift (a CUSUM of the live losses "
-        "against the champion's backtest losses that allows for overlapping forecasts).",
+        "realized errors beside the backtest's, and test each horizon for drift: a CUSUM of each day's one-step "
+        "errors and one of whole forecasts' losses, each against the champion's backtest (the second allows for "
+        "overlapping forecasts).",
     )
     parser.add_argument("--experiment", required=True, metavar="NAME", help="The live experiment (<NAME>-live)")
     parser.add_argument("--series", required=True, metavar="CSV", help="The series with the realized values")

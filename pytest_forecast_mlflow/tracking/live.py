@@ -275,10 +275,22 @@ class LiveTracker:
         """The version's backtest per label (horizon, per-fold losses), from its run's fold manifests."""
         from .baseline import BaselineReader
 
+        return BaselineReader(self.connection)._baseline_horizons(self._source_run(ref))
+
+    def _source_run(self, ref: ModelRef) -> str:
         run_id = self.client.get_model_version(ref.name, ref.version).run_id
         if not run_id:
             raise TrackingError(f"{ref.name} v{ref.version} has no source run, so its backtest is unknown")
-        return BaselineReader(self.connection)._baseline_horizons(run_id)
+        return str(run_id)
+
+    def one_step_errors(self, ref: ModelRef, label: str) -> list[float]:
+        """The backtest's one-step errors at ``label`` (actual minus forecast at each fold's first target
+        date), from its fold manifest: what the monitor's fast lane holds live one-step errors against."""
+        with tempfile.TemporaryDirectory(prefix="forecast-live-") as tmp, quiet_mlflow():
+            path = self.client.download_artifacts(self._source_run(ref), f"manifests/{sanitize(label)}.json", tmp)
+            folds = json.loads(Path(path).read_text())["folds"]
+        errors = [float(f["actuals"][0]) - float(f["forecasts"][0]) for f in folds if f.get("forecasts")]
+        return [e for e in errors if math.isfinite(e)]
 
     def load_model(self, ref: ModelRef) -> Any:
         try:
@@ -496,6 +508,8 @@ class Scored:
     realized: int
     horizon: int
     loss: float
+    first_error: float = math.nan
+    """Actual minus forecast at the first target date: the fast lane's one-step error."""
 
     @property
     def complete(self) -> bool:
@@ -525,7 +539,8 @@ def score_forecasts(series: pd.Series, forecasts: Sequence[LiveForecast], metric
         loss = score(
             actual, np.asarray(fc.values[:realized])[None, :], last=[history[-1]], scale=[scale], metrics=metric
         )
-        out.append(Scored(fc.origin, realized, fc.horizon, float(loss.per_fold[metric][0])))
+        first_error = float(actual[0, 0]) - fc.values[0]
+        out.append(Scored(fc.origin, realized, fc.horizon, float(loss.per_fold[metric][0]), first_error))
     return out
 
 
@@ -570,7 +585,13 @@ def check_run(tracker: LiveTracker, run: LiveRun, series: pd.Series, metric: str
             f"the backtest of {ref.name} v{ref.version} has no per-fold {metric} at {run.label}; "
             f"monitor with one of {', '.join(horizons[run.label].fold_metrics)} (--metric)"
         )
-    result = drift.assess([s.loss for s in complete], backtest, run.horizon)
+    result = drift.assess(
+        [s.loss for s in complete],
+        backtest,
+        run.horizon,
+        live_errors=[s.first_error for s in scored],
+        backtest_errors=tracker.one_step_errors(ref, run.label),
+    )
     key = sanitize(run.label)
     as_of = str(series.index[-1].date())
     logged = _log_check(tracker, run, key, metric, complete, result, as_of)
@@ -609,7 +630,7 @@ def live_vs_backtest(run: LiveRun, backtest: BaselineHorizon, complete: list[Sco
     ax.axhline(result.live_error, color="tab:red", linestyle="--", linewidth=0.8)
     ax.set_title(
         f"{run.model} v{run.version} {run.label}: live against backtest {metric} "
-        f"(ratio {result.ratio:.2f}, {result.verdict})"
+        f"(ratio {result.ratio:.2f}, {result.verdict}; {result.lane} lane nearest its threshold)"
     )
     ax.set_ylabel(metric)
     ax.legend(loc="upper left", fontsize=8)
@@ -638,7 +659,11 @@ def _log_check(
             f"{key}/drift_threshold": result.threshold,
             f"{key}/drift": 1.0 if result.verdict == "drift" else 0.0,
             f"{key}/scored": float(result.scored),
+            f"{key}/drift_fast_statistic": result.fast_statistic,
+            f"{key}/scored_one_step": float(result.fast_scored),
         }
+        if math.isfinite(result.fast_threshold):
+            values[f"{key}/drift_fast_threshold"] = result.fast_threshold
         if result.scored:
             values[f"{key}/live_{metric}_mean"] = result.live_error
             values[f"{key}/live_{metric}_ratio"] = result.ratio
@@ -663,7 +688,7 @@ def monitor(connection: Connection, experiment: str, series: pd.Series, metric: 
             r = check.result
             notes.setdefault((check.run.model, check.run.version), []).append(
                 f"{check.run.label} on {check.as_of}: live {metric} {r.ratio:.2f}x the backtest's over {r.scored} "
-                f"forecasts (statistic {r.statistic:.1f} > {r.threshold:.1f})"
+                f"forecasts; {r.explain()}"
             )
     for (model, version), texts in notes.items():
         tracker.tag_drift(ModelRef(model, version), "; ".join(texts))

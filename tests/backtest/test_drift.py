@@ -122,13 +122,76 @@ def test_a_perfect_forecast_has_a_finite_z() -> None:
     assert np.isfinite(drift.standardize([0.0, 1.0], BACKTEST)).all()
 
 
+ONE_STEP = np.random.default_rng(8).normal(0.0, 1.0, 300)  # the backtest's one-step errors, one per fold
+
+
+@given(scale=st.floats(0.01, 100.0), seed=st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_the_fast_lane_ignores_units_and_bounds_a_wild_day(scale: float, seed: int) -> None:
+    live = np.random.default_rng(seed).standard_t(4, 40)
+    wild, scaled = drift.fast_scale(ONE_STEP), drift.fast_scale(ONE_STEP * scale)
+    assert wild is not None
+    assert scaled is not None
+    assert np.allclose(drift.fast_standardize(live * scale, scaled), drift.fast_standardize(live, wild))
+    # however wild one day's error, it counts as much as an error of FAST_CAP robust variances
+    assert drift.fast_standardize([1e9 * scale], wild)[0] == pytest.approx((drift.FAST_CAP - wild.mean) / wild.sd)
+
+
+def test_the_fast_lane_catches_a_break_in_one_step_errors_before_any_forecast_is_complete() -> None:
+    rng = np.random.default_rng(9)
+    errors = np.concatenate([rng.normal(0, 1, 60), rng.normal(0, 3, 40)])
+    result = drift.assess([], BACKTEST, 30, live_errors=errors, backtest_errors=ONE_STEP)
+    assert (result.verdict, result.lane, result.fast_scored, result.scored) == ("drift", "1-step", 100, 0)
+    assert result.fast_statistic > result.fast_threshold == drift.fast_threshold(ONE_STEP.size)
+    assert result.lane_text("full") == "-"
+    assert result.explain().startswith(f"1-step lane {result.fast_statistic:.1f} / {result.fast_threshold:.1f}")
+    # the statistic is the last entry of the path the benchmark simulates
+    scale = drift.fast_scale(ONE_STEP)
+    assert scale is not None
+    path = drift.fast_path(drift.fast_standardize(errors, scale), scale.allowance)
+    assert result.fast_statistic == pytest.approx(path[-1])
+    assert (path[: drift.FAST_MIN - 1] == 0).all()
+    stable = drift.assess([], BACKTEST, 30, live_errors=errors[:60], backtest_errors=ONE_STEP)
+    assert stable.verdict == "ok"
+
+
+def test_a_model_that_degrades_only_at_long_steps_is_caught_by_the_full_lane() -> None:
+    rng = np.random.default_rng(10)
+    losses = np.exp(rng.normal(0.0, 0.5, 200))
+    losses[100:] *= 3.0
+    result = drift.assess(losses, BACKTEST, 7, live_errors=rng.normal(0, 1, 206), backtest_errors=ONE_STEP)
+    assert (result.verdict, result.lane) == ("drift", "full")
+    assert result.fast_statistic < result.fast_threshold
+
+
+def test_a_lane_without_enough_data_stays_silent_and_both_silent_is_too_few() -> None:
+    rng = np.random.default_rng(11)
+    small_backtest = ONE_STEP[: drift.FAST_MIN_FOLDS - 1]
+    silent = drift.assess(np.exp(rng.normal(0, 0.5, 5)), BACKTEST, 7, rng.normal(0, 5, 50), small_backtest)
+    assert (silent.verdict, silent.fast_statistic, silent.lane_text("1-step")) == ("too few", 0.0, "-")
+    assert math.isnan(silent.fast_threshold)
+    few = drift.assess([], BACKTEST, 7, rng.normal(0, 5, drift.FAST_MIN - 1), ONE_STEP)
+    assert (few.verdict, few.fast_statistic) == ("too few", 0.0)
+    assert drift.assess([], BACKTEST, 7, rng.normal(0, 1, drift.FAST_MIN), ONE_STEP).verdict == "ok"
+
+
+def test_fast_thresholds_fall_with_backtest_folds_and_stop_falling_at_1000() -> None:
+    counts = [drift.FAST_MIN_FOLDS, 50, 100, 200, 300, 500, 1000]
+    limits = [drift.fast_threshold(m) for m in counts]
+    assert limits == sorted(limits, reverse=True)
+    assert drift.fast_threshold(100) == drift.FAST_THRESHOLDS[100]
+    assert drift.fast_threshold(5000) == drift.FAST_THRESHOLDS[1000]
+
+
 def test_fixed_seed_calibration_at_horizon_7() -> None:
-    """A small, fixed-seed version of tests/benchmarks/bench_drift.py: stable years rarely alarm, a doubling does."""
+    """A small, fixed-seed version of tests/benchmarks/bench_drift.py: stable years rarely alarm (Gaussian or
+    t(4) steps), a doubling is caught within a few weeks by a monitor whose backtest has 500 folds."""
     bench = _bench()
     rng = np.random.default_rng(20261127)
-    limit = drift.threshold(7)
-    stable = bench.simulate(7, 200, bench.YEAR, rng)
-    assert (stable.max(axis=1) > limit).mean() <= 0.10
-    doubled, early = bench.delays(bench.first_alarm(bench.simulate(7, 200, 250, rng, 2.0), limit), bench.WARM_UP)
+    for draw in (bench.gaussian, bench.student4):
+        full, fast = bench.simulate(7, 150, bench.YEAR, rng, folds=500, draw=draw)
+        assert (bench.monitor_alarm(full, fast, 7, 500) < bench.NEVER).mean() <= 0.10
+    full, fast = bench.simulate(7, 150, 200, rng, 2.0, folds=500)
+    doubled, early = bench.delays(bench.monitor_alarm(full, fast, 7, 500), bench.WARM_UP)
     assert early <= 0.10
-    assert np.median(doubled) <= 60
+    assert np.median(doubled) <= 25

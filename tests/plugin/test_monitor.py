@@ -95,7 +95,10 @@ def test_a_stable_champion_is_ok_its_errors_are_logged_once_and_nobody_is_notifi
     lines = out.splitlines()
     assert lines[0].startswith(f"live forecasts of experiment {stable!r} against {series_csv}")
     header = lines[1].split()
-    assert header[:6] == ["model", "horizon", "forecasts", "scored", "live", "rmse"]
+    assert header == [
+        *["model", "horizon", "forecasts", "scored", "live", "rmse", "backtest", "rmse", "ratio"],
+        *["1-step", "lane", "full", "lane", "verdict"],
+    ]
     rows = {line.split()[2]: line for line in lines[2:4]}
     # 100 origins; at 5d the last 4 are partly realized and the very last has no realized step yet
     assert "95 (+4 partial)" in rows["5d"]
@@ -112,6 +115,12 @@ def test_a_stable_champion_is_ok_its_errors_are_logged_once_and_nobody_is_notifi
     assert len(history) == 95
     assert {m.step for m in history} == {day_number(str(pd.Timestamp(m.timestamp, unit="ms").date())) for m in history}
     assert runs["5d"].data.metrics["5d/drift"] == 0.0
+    # both lanes decided: the one-step errors of all 99 forecasts with a realized first date, and the 95 complete
+    metrics = runs["5d"].data.metrics
+    assert metrics["5d/scored_one_step"] == 99
+    assert 0 <= metrics["5d/drift_fast_statistic"] < metrics["5d/drift_fast_threshold"]
+    assert 0 <= metrics["5d/drift_statistic"] < metrics["5d/drift_threshold"]
+    assert f"{metrics['5d/drift_fast_statistic']:.1f} / {metrics['5d/drift_fast_threshold']:.1f}" in rows["5d"]
     plots = client.list_artifacts(runs["5d"].info.run_id, "plots")
     assert [(a.path, a.file_size > 10_000) for a in plots] == [("plots/5d_live_vs_backtest.png", True)]
     assert runs["5d"].data.metrics["5d/live_rmse_ratio"] == pytest.approx(float(rows["5d"].split()[8]), rel=1e-3)
@@ -136,7 +145,8 @@ def test_a_break_raises_the_alarm_tags_the_version_and_notifies_once(
     code, out, err = run(store, capsys, *args)
     assert (code, err) == (0, ""), out  # drift without --fail-on-drift: reported, exit 0
     rows = {line.split()[2]: line for line in out.splitlines()[2:4]}
-    assert rows["5d"].rstrip().endswith(" drift")
+    assert rows["5d"].rstrip().endswith(" drift"), out
+    assert "drift when either passes its threshold" in out
     assert "drift: tagged forecaster v1 forecast.drift in the registry" in out
     assert "notified 1 URL(s)" in out
     (alert,) = receiver.received
@@ -145,6 +155,10 @@ def test_a_break_raises_the_alarm_tags_the_version_and_notifies_once(
 
     tag = store.client().get_model_version("forecaster", "1").tags["forecast.drift"]
     assert tag.startswith("5d on ")
+    # the champion's 10d backtest has 19 folds, too few to learn its one-step errors from: that lane is silent
+    cells = rows["10d"].split()
+    assert cells[9:] == ["-", cells[10], "/", cells[12], "drift"]
+    assert tag.endswith(f"1-step lane -, full lane {cells[10]} / {cells[12]} (statistic / threshold)")
     code, out, _ = run(store, capsys, "--experiment", broken, "--series", str(broken_csv), "--fail-on-drift")
     assert code == 1
     assert len(receiver.received) == 1  # no --notify this time: nothing more arrives
