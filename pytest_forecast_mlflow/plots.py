@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,12 +229,34 @@ def spawn(folder: Path) -> Drawing:
     return Drawing(process, folder)
 
 
+def _jobs_as_they_arrive(stream: Any) -> queue.SimpleQueue[Any]:
+    """Take each job off the pipe as soon as it is sent, into a queue drawn from one by one.
+
+    A job is a megabyte and a pipe holds 64 kB: read only between two drawings, the tracking process
+    would wait in :meth:`Drawing.draw` for each drawing to finish (it did, about 0.25 s per horizon, at
+    the very end of the session where the references arrive). ``None`` ends the queue.
+    """
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while (item := pickle.load(stream)) is not None:  # noqa: S301 - from this session's own process
+                jobs.put(item)
+        except EOFError:
+            pass
+        jobs.put(None)
+
+    threading.Thread(target=read, name="forecast-plots-inbox", daemon=True).start()
+    return jobs
+
+
 def _draw(folder: Path) -> None:
+    jobs = _jobs_as_they_arrive(sys.stdin.buffer)
     import matplotlib.figure  # noqa: F401 - the slow import, done while the session still runs
     import pandas  # noqa: F401
 
     drawn: dict[Path, str] = {}
-    while (item := pickle.load(sys.stdin.buffer)) is not None:  # noqa: S301 - from this session's own process
+    while (item := jobs.get()) is not None:
         (record, baseline, reference), metric = item
         target = folder / sanitize(record.model)
         target.mkdir(exist_ok=True)

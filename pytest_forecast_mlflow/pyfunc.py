@@ -33,10 +33,14 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
-def prepare(kind: str | None) -> None:
-    """Import what :func:`log_bundle` will need for a model of ``kind``, ahead of time (see tracking/agent.py)."""
-    if kind == "torch":
+def prepare(kind: str | None) -> bool:
+    """Import what :func:`log_bundle` will need for a model of ``kind``, ahead of time (see tracking/agent.py);
+    True when that imported something."""
+    if kind == "torch" and "mlflow.pytorch" not in sys.modules:
         import mlflow.pytorch  # noqa: F401 - imports torch
+
+        return True
+    return False
 
 
 def _requirements(torch_used: bool) -> list[str]:
