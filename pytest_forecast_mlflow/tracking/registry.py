@@ -521,10 +521,14 @@ class Registry:
                 if not error_is(exc, RESOURCE_ALREADY_EXISTS):
                     raise
             try:
-                held = self.client.get_registered_model(lock).tags or {}
+                holder = self.client.get_registered_model(lock)
             except MlflowException:
                 continue  # released in between
-            stale = time.time() - float(held.get("forecast.lock.since", "0") or 0) > 600
+            held = holder.tags or {}
+            # a lock read between its creation and its tags (a tracking server may write them apart) is
+            # young, not stale: its age falls back to the registered model's own creation time
+            since = float(held.get("forecast.lock.since") or 0) or (holder.creation_timestamp or 0) / 1000
+            stale = since > 0 and time.time() - since > 600
             if stale or is_dead(held):
                 with contextlib.suppress(MlflowException):
                     self.client.delete_registered_model(lock)
