@@ -117,7 +117,9 @@ def test_intervals_are_logged_and_the_gate_flags_a_halved_interval_on_interval_s
     logged = run.data.metrics
     for name in ("interval_score", "pinball", "coverage", "coverage_error", "cost_pesos"):
         assert {f"5d/{name}_mean", f"5d/{name}_median", f"5d/{name}_pooled"} <= set(logged), name
-    assert len(metric_history(empty_store, run.info.run_id, "5d/interval_score")) == 296  # one per fold (step 1: 296 origins)
+    assert (
+        len(metric_history(empty_store, run.info.run_id, "5d/interval_score")) == 296
+    )  # one per fold (step 1: 296 origins)
     assert abs(logged["5d/coverage_pooled"] - 0.9) < 0.08
     assert logged["5d/coverage_error_pooled"] == pytest.approx(abs(logged["5d/coverage_pooled"] - 0.9))
     reference = next(r for r in empty_store.runs() if r.data.tags.get("forecast.role") == "reference")
