@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pytest_forecast_mlflow.store import (
     ARTIFACTS_DIR,
@@ -20,6 +22,9 @@ from pytest_forecast_mlflow.store import (
     sqlite_path,
     validate_tracking_uri,
 )
+
+if TYPE_CHECKING:
+    from pytest_forecast_mlflow.tracking.connection import Connection
 
 PROG = COMMAND
 
@@ -107,3 +112,37 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+@contextlib.contextmanager
+def connection_for(args: argparse.Namespace, doing: str, *, hint: str = "") -> Iterator[Connection]:
+    """An open connection on the store of ``--tracking-uri``; the library's and MLflow's errors (``doing``
+    names what failed) become one-line :class:`CliError` (exit code 1). ``hint`` follows the advice
+    to check ``--tracking-uri`` when the store does not exist."""
+    store = store_args(args)
+    if store.db is not None and not store.db.exists():
+        raise CliError(f"no MLflow store at {store.db} ({store.source}); check --tracking-uri{hint}", 1)
+    from pytest_forecast_mlflow.settings import Settings
+    from pytest_forecast_mlflow.tracking.connection import Connection, StoreUnavailable, TrackingError
+
+    settings = Settings(
+        experiment=None, tracking_uri=store.uri, artifact_root=store.artifacts or Path(), rootdir=Path.cwd()
+    )
+    try:
+        connection = Connection(settings)
+    except (StoreUnavailable, TrackingError) as exc:
+        raise CliError(str(exc), 1) from None
+    try:
+        yield connection
+    except (StoreUnavailable, TrackingError) as exc:
+        raise CliError(str(exc), 1) from None
+    except CliError:
+        raise
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if not isinstance(exc, MlflowException):
+            raise
+        raise CliError(str(connection.explain(exc, doing)), 1) from None
+    finally:
+        connection.close()

@@ -20,10 +20,9 @@ import argparse
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pytest_forecast_mlflow.cli.base import CliError, Parser, positive_int, store_args
+from pytest_forecast_mlflow.cli.base import CliError, Parser, connection_for, positive_int, store_args
 from pytest_forecast_mlflow.report import significant
 from pytest_forecast_mlflow.settings import OPTIONS, default_of
 
@@ -217,40 +216,13 @@ def _model_name(args: argparse.Namespace, registry: Registry) -> str:
 @contextlib.contextmanager
 def _registry(args: argparse.Namespace) -> Iterator[tuple[Registry, str, str]]:
     """An open registry on the store of ``--tracking-uri``, the model name and the store as shown; the
-    library's refusals and MLflow's errors become one-line :class:`CliError` (exit code 1)."""
-    store = store_args(args)
-    if store.db is not None and not store.db.exists():
-        raise CliError(
-            f"no MLflow store at {store.db} ({store.source}); check --tracking-uri, or run the backtests "
-            "with the plugin first",
-            1,
-        )
-    from pytest_forecast_mlflow.settings import Settings
-    from pytest_forecast_mlflow.tracking.connection import Connection, StoreUnavailable, TrackingError
+    library's refusals (a TrackingError) and MLflow's errors become one-line :class:`CliError` (exit code 1)."""
     from pytest_forecast_mlflow.tracking.registry import Registry
 
-    settings = Settings(
-        experiment=None, tracking_uri=store.uri, artifact_root=store.artifacts or Path(), rootdir=Path.cwd()
-    )
-    try:
-        connection = Connection(settings)
-    except (StoreUnavailable, TrackingError) as exc:
-        raise CliError(str(exc), 1) from None
-    try:
+    hint = ", or run the backtests with the plugin first"
+    with connection_for(args, f"champion {args.action}", hint=hint) as connection:
         registry = Registry(connection)
-        yield registry, _model_name(args, registry), store.shown
-    except (StoreUnavailable, TrackingError) as exc:  # Refused is a TrackingError
-        raise CliError(str(exc), 1) from None
-    except CliError:
-        raise
-    except Exception as exc:
-        from mlflow.exceptions import MlflowException
-
-        if not isinstance(exc, MlflowException):
-            raise
-        raise CliError(str(connection.explain(exc, f"champion {args.action}")), 1) from None
-    finally:
-        connection.close()
+        yield registry, _model_name(args, registry), store_args(args).shown
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:

@@ -12,52 +12,15 @@ recorded (or already recorded), 1 failed, nothing recorded, 2 usage.
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pytest_forecast_mlflow.cli.base import CliError, Parser, store_args
+from pytest_forecast_mlflow.cli.base import CliError, Parser, connection_for
 from pytest_forecast_mlflow.report import significant
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pytest_forecast_mlflow.tracking.connection import Connection
     from pytest_forecast_mlflow.tracking.live import LiveForecast, Recorded
-
-
-@contextlib.contextmanager
-def connection_for(args: argparse.Namespace, doing: str) -> Iterator[Connection]:
-    """An open connection on the store of ``--tracking-uri``; the library's and MLflow's errors become
-    one-line :class:`CliError` (exit code 1)."""
-    store = store_args(args)
-    if store.db is not None and not store.db.exists():
-        raise CliError(f"no MLflow store at {store.db} ({store.source}); check --tracking-uri", 1)
-    from pytest_forecast_mlflow.settings import Settings
-    from pytest_forecast_mlflow.tracking.connection import Connection, StoreUnavailable, TrackingError
-
-    settings = Settings(
-        experiment=None, tracking_uri=store.uri, artifact_root=store.artifacts or Path(), rootdir=Path.cwd()
-    )
-    try:
-        connection = Connection(settings)
-    except (StoreUnavailable, TrackingError) as exc:
-        raise CliError(str(exc), 1) from None
-    try:
-        yield connection
-    except (StoreUnavailable, TrackingError) as exc:
-        raise CliError(str(exc), 1) from None
-    except CliError:
-        raise
-    except Exception as exc:
-        from mlflow.exceptions import MlflowException
-
-        if not isinstance(exc, MlflowException):
-            raise
-        raise CliError(str(connection.explain(exc, doing)), 1) from None
-    finally:
-        connection.close()
 
 
 def load_series_arg(path: str) -> pd.Series:

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from pytest_forecast_mlflow.cli.base import CliError, Parser
+from pytest_forecast_mlflow.cli.base import CliError, Parser, connection_for
 from pytest_forecast_mlflow.cli.champion import _table
-from pytest_forecast_mlflow.cli.forecast import connection_for, load_series_arg
+from pytest_forecast_mlflow.cli.forecast import load_series_arg
 from pytest_forecast_mlflow.report import significant
 
 if TYPE_CHECKING:
