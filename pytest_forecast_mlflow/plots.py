@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import pickle
-import queue
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .inbox import drain
 from .records import Record, sanitize
 
 
@@ -229,29 +228,9 @@ def spawn(folder: Path) -> Drawing:
     return Drawing(process, folder)
 
 
-def _jobs_as_they_arrive(stream: Any) -> queue.SimpleQueue[Any]:
-    """Take each job off the pipe as soon as it is sent, into a queue drawn from one by one.
-
-    A job is a megabyte and a pipe holds 64 kB: read only between two drawings, the tracking process
-    would wait in :meth:`Drawing.draw` for each drawing to finish (it did, about 0.25 s per horizon, at
-    the very end of the session where the references arrive). ``None`` ends the queue.
-    """
-    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    def read() -> None:
-        try:
-            while (item := pickle.load(stream)) is not None:  # noqa: S301 - from this session's own process
-                jobs.put(item)
-        except EOFError:
-            pass
-        jobs.put(None)
-
-    threading.Thread(target=read, name="forecast-plots-inbox", daemon=True).start()
-    return jobs
-
-
 def _draw(folder: Path) -> None:
-    jobs = _jobs_as_they_arrive(sys.stdin.buffer)
+    # read as they arrive (see ..inbox): the tracking process never waits for a drawing to finish
+    jobs = drain(lambda: pickle.load(sys.stdin.buffer), "forecast-plots-inbox")  # noqa: S301 - the session's own
     import matplotlib.figure  # noqa: F401 - the slow import, done while the session still runs
     import pandas  # noqa: F401
 

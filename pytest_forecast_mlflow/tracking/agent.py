@@ -27,7 +27,6 @@ import contextlib
 import ctypes
 import gc
 import os
-import queue
 import signal
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..inbox import drain
 from ..settings import Settings
 from .connection import StoreUnavailable, TrackingError
 
@@ -272,27 +272,6 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _receive_eagerly(connection: Any) -> queue.SimpleQueue[bytes | None]:
-    """Read each request off the pipe as soon as it arrives, into a queue the child works through.
-
-    A record is hundreds of kilobytes and a pipe holds 64: read only between two pieces of work, the
-    session's :meth:`Forked.request` would wait in ``send`` for as long as the child is busy (it did,
-    2.5 s of a 14 s session). A thread of the child takes them off the pipe while the work goes on.
-    """
-    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-
-    def receive() -> None:
-        while True:
-            try:
-                inbox.put(connection.recv_bytes())
-            except (EOFError, OSError):
-                inbox.put(None)
-                return
-
-    threading.Thread(target=receive, name="forecast-tracking-inbox", daemon=True).start()
-    return inbox
-
-
 def _serve(connection: Any, service: Service, output: Path, parent: int) -> None:
     from multiprocessing.reduction import ForkingPickler
 
@@ -309,7 +288,7 @@ def _serve(connection: Any, service: Service, output: Path, parent: int) -> None
         os.dup2(sink.fileno(), 2)
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own streams
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-        inbox = _receive_eagerly(connection)
+        inbox = drain(connection.recv_bytes, "forecast-tracking-inbox")  # see ..inbox: the session never waits
         while True:
             try:
                 message = inbox.get()
