@@ -503,7 +503,7 @@ class Registry:
         ten minutes.
         """
         from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
+        from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST
 
         from ..liveness import is_dead, writer_tags
 
@@ -518,6 +518,10 @@ class Registry:
                 )
                 break
             except MlflowException as exc:
+                # MLflow's SQL store answers a name clash by reading the existing model, so a lock released
+                # between the clash and that read surfaces as "does not exist": taken and freed, try again
+                if error_is(exc, RESOURCE_DOES_NOT_EXIST):
+                    continue
                 if not error_is(exc, RESOURCE_ALREADY_EXISTS):
                     raise
             try:

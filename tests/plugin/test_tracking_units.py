@@ -315,6 +315,44 @@ def test_mlflow_errors_are_recognised_by_code() -> None:
     assert not error_is(ValueError("already exists"), RESOURCE_ALREADY_EXISTS)
 
 
+class ReleasedDuringTheClash:
+    """A registry client behaving as MLflow's SQL store when a lock's holder releases it mid-clash.
+
+    The store answers a name clash by reading the existing model; when the holder deletes it in
+    between, that read raises "does not exist" out of ``create_registered_model`` (seen on PostgreSQL
+    with four sessions promoting at once).
+    """
+
+    def __init__(self, held: str) -> None:
+        self.models: dict[str, dict[str, str]] = {held: {}}
+        self.creates = 0
+
+    def create_registered_model(self, name: str, tags: dict[str, str], description: str) -> None:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+        self.creates += 1
+        if name in self.models:
+            del self.models[name]  # the holder finishes between the clash and the store's read
+            raise MlflowException(f"Registered Model with name={name} not found", error_code=RESOURCE_DOES_NOT_EXIST)
+        self.models[name] = tags
+
+    def delete_registered_model(self, name: str) -> None:
+        del self.models[name]
+
+
+def test_a_promotion_lock_released_while_the_store_reports_the_clash_is_taken_on_the_next_try() -> None:
+    from pytest_forecast_mlflow.tracking.registry import LOCK_SUFFIX, Registry
+
+    lock = f"forecaster{LOCK_SUFFIX}"
+    client = ReleasedDuringTheClash(held=lock)
+    registry = Registry(SimpleNamespace(client=client, settings=SimpleNamespace(timeout=5.0)))  # type: ignore[arg-type]
+    with registry._promotion_lock("forecaster"):
+        assert client.creates == 2
+        assert client.models[lock]["forecast.writer.pid"] == str(os.getpid())
+    assert lock not in client.models
+
+
 # ------------------------------------------------------------------------- a connection restores MLflow
 
 
