@@ -29,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled:
         return
+    _require_known_gate_metrics(settings.gate_metrics)
     from .session import ForecastSession
 
     session = ForecastSession(config, settings)
@@ -38,6 +39,29 @@ def pytest_configure(config: pytest.Config) -> None:
         from .xdist import XdistHooks
 
         config.pluginmanager.register(XdistHooks(session), _XDIST_NAME)
+
+
+def _require_known_gate_metrics(names: tuple[str, ...]) -> None:
+    """Refuse, before any test runs, a gate metric that nothing registered once the conftest files loaded.
+
+    The command line is parsed before them (see ``settings._metrics``), so a misspelt metric of your own
+    could otherwise only be named by the first backtest, after the tests before it had run.
+    """
+    from .settings import KNOWN_METRICS
+
+    unknown = [name for name in names if name not in KNOWN_METRICS]
+    if not unknown:
+        return
+    from backtest.metrics import registered_metrics
+
+    registered = tuple(registered_metrics())
+    missing = [name for name in unknown if name not in registered]
+    if missing:
+        raise pytest.UsageError(
+            f"--forecast-gate-metrics: unknown gate metric(s) {', '.join(map(repr, missing))}; known metrics: "
+            f"{', '.join((*KNOWN_METRICS, *registered))}; correct the name, or register a metric of your own with "
+            "backtest.register_metric in a conftest.py (pytest loads those before the tests)"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -166,6 +166,23 @@ def test_a_misspelt_metric_of_your_own_is_a_usage_error_listing_the_registered_o
     )  # fmt: skip
 
 
+def test_a_gate_metric_nothing_registered_is_refused_before_any_test_runs(pytester: pytest.Pytester) -> None:
+    # no conftest imports backtest: the command line's parse lets the name wait, the configured session does not
+    pytester.makepyfile("def test_never_runs(): raise AssertionError")
+
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--mlflow-experiment", "fx", "--forecast-gate-metrics", "rmse,cost_peso"
+    )
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--forecast-gate-metrics: unknown gate metric(s) 'cost_peso'; known metrics: rmse, *, interval_score; "
+         "correct the name, or register a metric of your own with backtest.register_metric in a conftest.py*"]
+    )  # fmt: skip
+    assert "test_never_runs" not in result.stdout.str()
+    assert not (pytester.path / "data").exists()  # refused before a store was made
+
+
 def test_a_gate_metric_registered_nowhere_is_named_by_the_fixture() -> None:
     # the command line is read once before any conftest: a name nothing registered is named when a test runs
     from pytest_forecast_mlflow.fixtures import _wanted
