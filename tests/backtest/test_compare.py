@@ -461,6 +461,16 @@ def test_persistence_is_rarely_flagged_when_the_folds_only_overlap():
     assert np.mean(flagged) <= 0.02  # a 1% test
 
 
+def test_persistence_is_not_judged_from_fewer_than_six_overlaps_of_folds():
+    # under 180 folds at horizon 30 the overlap-only variance is too noisy and biased to be the check's yardstick
+    candidate, baseline = simulate(30, 1, 1.0, seed=4)
+    few = compare(candidate[0, :179], baseline[0, :179], direction="lower", horizon=30, step=1)
+    enough = compare(candidate[0, :180], baseline[0, :180], direction="lower", horizon=30, step=1)
+    assert math.isnan(few.persistence_p)
+    assert not few.persistent
+    assert 0 <= enough.persistence_p <= 1
+
+
 @pytest.mark.parametrize(("horizon", "step", "enough"), [(30, 1, 31), (10, 5, 30), (1, 1, 30)])
 def test_too_few_folds_fall_back_to_the_hln_variance(horizon, step, enough):
     # fewer than 30 folds, or no more than the overlap: the EWC test could see almost nothing
