@@ -68,6 +68,14 @@ def random_walk(
 
 
 def regimes(
+    rng: np.random.Generator, sims: int, origins: int, horizon: int, **options: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relative skill that drifts (:func:`regimes_with_share`, whose keywords it takes), without the shares."""
+    candidate, baseline, _ = regimes_with_share(rng, sims, origins, horizon, **options)
+    return candidate, baseline
+
+
+def regimes_with_share(
     rng: np.random.Generator,
     sims: int,
     origins: int,
@@ -77,16 +85,18 @@ def regimes(
     high: float = 0.75,
     switch: float = 0.01,
     scale: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Relative skill that drifts: the two models' noise scales swap (``low`` and ``high``) at regime
     switches, each origin switching with probability ``switch`` (mean regime length ``1 / switch``).
-    Equal on average; which one is better persists far beyond the fold overlap."""
+    Equal on average; which one is better persists far beyond the fold overlap. The third array is, for
+    each run, the share of its steps in which the candidate had the ``high`` noise."""
     shape = (sims, origins + horizon)
     state = (np.cumsum(rng.random(shape) < switch, axis=1) + rng.integers(0, 2, (sims, 1))) % 2
     series = rng.standard_normal(shape).cumsum(axis=1)
     candidate = (np.where(state == 0, low, high) * rng.standard_normal(shape)).cumsum(axis=1) - series
     baseline = (np.where(state == 0, high, low) * rng.standard_normal(shape)).cumsum(axis=1) - series
-    return fold_rmse(scale * candidate, horizon, origins), fold_rmse(baseline, horizon, origins)
+    share = (state == 1).mean(axis=1)
+    return fold_rmse(scale * candidate, horizon, origins), fold_rmse(baseline, horizon, origins), share
 
 
 def drift(

@@ -9,7 +9,7 @@ other rules; only the default's figures and the drifting case are asserted here)
 ==========================================  ===============  ================
 rule, equal models                          horizon 7        horizon 30
 ==========================================  ===============  ================
-dm, fixed-smoothing EWC (the default)       4.8%             4.8%
+dm, fixed-smoothing EWC (the default)       4.8%             4.7%
 dm-hln, rectangular kernel (the earlier)    5.2%             5.7%
 iid one-sided t-test on the differential    23%              33%
 naive "fail if the mean RMSE went up"       51%              49%
@@ -34,6 +34,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from backtest import hac
 from backtest.compare import (
     Comparison,
     Method,
@@ -460,6 +461,16 @@ def test_persistence_is_rarely_flagged_when_the_folds_only_overlap():
     assert np.mean(flagged) <= 0.02  # a 1% test
 
 
+def test_persistence_is_not_judged_from_fewer_than_six_overlaps_of_folds():
+    # under 180 folds at horizon 30 the overlap-only variance is too noisy and biased to be the check's yardstick
+    candidate, baseline = simulate(30, 1, 1.0, seed=4)
+    few = compare(candidate[0, :179], baseline[0, :179], direction="lower", horizon=30, step=1)
+    enough = compare(candidate[0, :180], baseline[0, :180], direction="lower", horizon=30, step=1)
+    assert math.isnan(few.persistence_p)
+    assert not few.persistent
+    assert 0 <= enough.persistence_p <= 1
+
+
 @pytest.mark.parametrize(("horizon", "step", "enough"), [(30, 1, 31), (10, 5, 30), (1, 1, 30)])
 def test_too_few_folds_fall_back_to_the_hln_variance(horizon, step, enough):
     # fewer than 30 folds, or no more than the overlap: the EWC test could see almost nothing
@@ -476,3 +487,52 @@ def test_with_fewer_than_three_overlaps_one_cosine_is_all_there_is():
     row = compare(candidate[0, :60], baseline[0, :60], direction="lower", horizon=30, step=1)
     assert (row.variance, row.dof) == ("ewc", 1)
     assert row.min_detectable_pct > 25  # 60 folds at horizon 30: two independent paths; the gate is inconclusive
+
+
+# ---------------------------------------------------------------------------------------------------
+# The overlap correction of the cosines (backtest.hac.overlap_ratios)
+
+
+def test_overlap_ratios_are_each_cosines_share_of_the_mean_variance_under_overlap():
+    # kappa_j = c_j' R c_j / (1' R 1 / n), R the correlation 1 - k/h of sums of h overlapping windows, written out
+    n, lags = 60, 29
+    rho = np.clip(1 - np.arange(n) / (lags + 1), 0, None)
+    r = rho[np.abs(np.subtract.outer(np.arange(n), np.arange(n)))]
+    t = (np.arange(n) + 0.5) / n
+    cosines = np.sqrt(2 / n) * np.cos(np.pi * np.outer(t, [1, 2]))
+    expected = np.diag(cosines.T @ r @ cosines) / (r.sum() / n)
+    np.testing.assert_allclose(hac.overlap_ratios(n, lags, 2), expected, rtol=1e-12)
+    assert hac.overlap_ratios(n, lags, 1)[0] == pytest.approx(0.663, abs=1e-3)
+    np.testing.assert_allclose(hac.overlap_ratios(n, 0, 3), 1.0, rtol=1e-12)  # no overlap: nothing to correct
+    assert hac.overlap_ratios(1000, 6, 3).min() > 0.997  # many folds per overlap: hardly anything
+
+
+def test_the_overlap_correction_makes_one_cosine_exact_for_gaussian_overlapping_windows():
+    # 60 folds, each the sum of 30 consecutive shocks (an MA(29) with correlation 1 - k/30): mean and cosine are
+    # independent Gaussians, so the rescaled statistic is exactly Student's t with 1 df; the raw cosine sees 66%
+    # of the mean's variance and rejects too often
+    shocks = np.random.default_rng(8).standard_normal((20000, 89))
+    d = np.lib.stride_tricks.sliding_window_view(shocks, 30, axis=1).sum(axis=2)
+    for lags, low, high in ((29, 0.045, 0.055), (0, 0.057, 1.0)):
+        statistic = np.sqrt(60) * d.mean(axis=1) / np.sqrt(hac.ewc_variance(d, 1, lags))
+        assert low <= (stats.t.sf(statistic, 1) < 0.05).mean() <= high
+
+
+def test_two_drifting_forecasters_with_two_overlaps_of_folds():
+    # issue #16: last value plus and minus a drift, 60 folds at horizon 30. Over 10,000 runs
+    # (bench_gate_calibration.py) the default fails them in 6.3%, the uncorrected cosines in 7.4%, dm-hln in
+    # 15.4%; these 4,000 runs measure 6.7% for the default (standard error 0.4 points)
+    candidate, baseline = sim.drift(np.random.default_rng(60), 4000, 60, 30)
+    default, _ = gate(candidate, baseline, 30)
+    assert default.mean() <= 0.07
+
+
+def test_regimes_lasting_a_third_of_the_history_fail_only_where_the_candidate_was_worse_for_most_of_it():
+    # issue #16's row no test meets: regimes lasting about 333 origins, about three in 1,000 folds. The default fails
+    # equal models in 11% of runs (bench_gate_calibration.py: 11.3%), nearly all of them runs in which the candidate
+    # had the larger noise for at least three quarters of the history: a regression on the data the gate sees
+    candidate, baseline, share = sim.regimes_with_share(np.random.default_rng(333), 2000, ORIGINS, 7, switch=0.003)
+    regressed, _ = gate(candidate, baseline, 7)
+    assert 0.08 <= regressed.mean() <= 0.15
+    assert (regressed & (share >= 0.75)).sum() >= 0.9 * regressed.sum()
+    assert regressed[share == 1.0].mean() >= 0.9  # no switch: the candidate was 21% worse on every fold
