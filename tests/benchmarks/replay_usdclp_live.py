@@ -229,13 +229,14 @@ def describe_break(checks: Sequence[Daily], index: pd.Index, start: str) -> str:
     return "\n".join(lines)
 
 
-def typical_moves(series: pd.Series, since: str, live_start: str) -> str:
-    """Median absolute daily move of the backtest's span and of each live quarter: what the 1-step lane sees."""
+def typical_moves(series: pd.Series, since: str, live_start: str, freq: str = "Q") -> str:
+    """Median absolute daily move of the backtest's span and of each live quarter (``freq="M"``: month) from
+    ``live_start``: what the 1-step lane sees."""
     moves = series.diff().abs()
     parts = [f"backtest {since[:4]}..{CUT[:4]} {moves[since:CUT].median():.2f}"]
     live = moves[live_start:]
-    for quarter, values in live.groupby(pd.PeriodIndex(live.index, freq="Q")):
-        parts.append(f"{quarter} {values.median():.2f}")
+    for period, values in live.groupby(pd.PeriodIndex(live.index, freq=freq)):
+        parts.append(f"{period} {values.median():.2f}")
     return "median absolute daily move: " + ", ".join(parts)
 
 
@@ -272,6 +273,7 @@ def replay(series_path: Path, workdir: Path) -> None:
     backfill(store, MODEL, broken_csv, LABELS, LIVE_START, f"{EXPERIMENT}-live-break")
     broken = daily_checks(store, f"{EXPERIMENT}-live-break", load_series(broken_csv))
     print(describe_break(broken, series.index, BREAK))
+    print("   doubled series, " + typical_moves(load_series(broken_csv), "2016-01-04", BREAK, freq="M"))
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 
