@@ -12,13 +12,16 @@ a heavy-tailed series counts a bounded amount, are standardized by the backtest'
 
     u = min((e / sigma)^2, FAST_CAP)          x_i = (u_i - mean(u_b)) / sd(u_b)
 
-A change of the error scale by ``c`` multiplies the squares by ``c^2``. The CUSUM's allowance is the
-point where the Gaussian scale likelihood ratio for :data:`FAST_REFERENCE_JUMP` changes sign
-(``2 log c / (1 - 1/c^2)`` in units of the variance), so the lane is close to the oracle's likelihood
-ratio CUSUM when errors are Gaussian and stays calibrated when they are Student-t like. The one-step
+A change of the error scale by ``c`` multiplies the squares by ``c^2``. Two CUSUMs of the same ``x``
+share the lane's budget: one tuned to errors 50% larger (:data:`FAST_REFERENCE_JUMP`), one to a
+doubling (:data:`FAST_SECOND_JUMP`), which catches a large break days sooner than the first can. Each
+chart's allowance is the point where the Gaussian scale likelihood ratio for its jump ``c`` changes sign
+(``2 log c / (1 - 1/c^2)`` in units of the variance), so each is close to the oracle's likelihood
+ratio CUSUM for its jump when errors are Gaussian and stays calibrated when they are Student-t like; the
+lane's statistic is the larger of the two, the second in units of the first's threshold. The one-step
 errors of consecutive daily forecasts are independent for an efficient forecast of a random walk, but
 not for every model (volatility clustering, a model that lags a turn): ``omega`` below, over
-:data:`FAST_LAGS` lags, guards against dependence of that length. Its threshold depends on how many
+:data:`FAST_LAGS` lags, guards against dependence between consecutive days. Its threshold depends on how many
 backtest folds taught it the one-step errors (:data:`FAST_THRESHOLDS`): a small backtest is a vague
 promise, and the CUSUM must allow for its error. The fold step does not matter, only the count.
 
@@ -50,7 +53,7 @@ tuned to the jump it should catch soonest (``REFERENCE_JUMP``: errors 50% larger
 
 ``S_n`` is small while live losses look like the backtest's and climbs steadily after a break; the
 monitor recomputes it at every check (daily, say) and says ``drift`` once it exceeds
-:func:`threshold`. The fast lane's statistic is the same CUSUM of ``x_i`` with its own allowance and
+:func:`threshold`. The fast lane's two charts are the same CUSUM of ``x_i`` with their own allowances and
 ``omega``. Thresholds are calibration constants, chosen by simulation
 (``tests/benchmarks/bench_drift.py --calibrate``) so that a year of daily checks on a stable series
 raises a false alarm in at most 5% of years. A lane with too few values (:func:`min_forecasts`,
@@ -75,12 +78,15 @@ __all__ = [
     "FAST_MIN",
     "FAST_MIN_FOLDS",
     "FAST_REFERENCE_JUMP",
+    "FAST_SECOND_JUMP",
+    "FAST_SECOND_THRESHOLDS",
     "FAST_THRESHOLDS",
     "REFERENCE_JUMP",
     "THRESHOLDS",
     "DriftResult",
     "FastScale",
     "assess",
+    "fast_charts",
     "fast_path",
     "fast_scale",
     "fast_standardize",
@@ -100,11 +106,11 @@ Lane = Literal["1-step", "full"]
 REFERENCE_JUMP = 1.5
 """The factor on the error scale the CUSUM is tuned to catch soonest (its allowance is half its log shift)."""
 
-THRESHOLDS: dict[int, float] = {1: 39.90, 7: 22.52, 15: 23.46, 30: 24.57, 90: 38.23}
+THRESHOLDS: dict[int, float] = {1: 41.22, 7: 23.03, 15: 22.93, 30: 24.89, 90: 39.14}
 """The full lane's alarm thresholds by horizon, calibrated to 1% false-alarm years of daily checks (365
 checks a year, a random walk forecast by the no-change model, 100 backtest folds, the larger of the
-thresholds with Gaussian and with Student t(4) steps): the full lane's share of the 5% budget. Other
-horizons interpolate in log h."""
+thresholds with Gaussian and with Student t(4) steps; ``bench_drift.py --calibrate --sims 10000``): the
+full lane's share of the 5% budget. Other horizons interpolate in log h."""
 
 
 def min_forecasts(horizon: int) -> int:
@@ -210,12 +216,12 @@ def _path(z: np.ndarray, lags: int, allowances, minimum: int) -> np.ndarray:
     array = np.asarray(z, dtype=float)
     rows = np.atleast_2d(array)
     sims, n = rows.shape
-    ratios = long_run_ratios(rows, lags)
     sums = np.concatenate([np.zeros((sims, 1)), np.cumsum(rows, axis=1)], axis=1)
     step = np.broadcast_to(np.asarray(allowances, dtype=float), (sims,))
-    out = np.zeros((sims, n))
-    for last in range(minimum - 1, n):
-        out[:, last] = _cusum(sums[:, : last + 2], ratios[:, last], step)
+    # check n's CUSUM is its walk's last point above the walk's lowest point so far (the running minimum)
+    walk = sums - step[:, None] * np.arange(n + 1)
+    out = (walk - np.minimum.accumulate(walk, axis=1))[:, 1:] / np.sqrt(long_run_ratios(rows, lags))
+    out[:, : max(minimum - 1, 0)] = 0.0
     return out if array.ndim == 2 else out[0]
 
 
@@ -228,15 +234,21 @@ def _cusum(sums: np.ndarray, ratio: np.ndarray, step: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ the fast lane
 
 FAST_REFERENCE_JUMP = 1.5
-"""The factor on the one-step error scale the fast lane is tuned to catch soonest."""
+"""The factor on the one-step error scale the fast lane's first chart is tuned to catch soonest."""
+
+FAST_SECOND_JUMP = 2.0
+"""The factor the fast lane's second chart is tuned to: a large break, caught days before the first chart would."""
 
 FAST_CAP = 9.0
 """Squared one-step errors are winsorized at this many robust variances (3 robust standard deviations):
 one wild day of a heavy-tailed series moves the statistic by a bounded amount."""
 
-FAST_LAGS = 5
-"""The fast lane's ``omega`` counts autocovariances up to lag ``FAST_LAGS - 1``: the assumption that a
-model's squared one-step errors on consecutive days are dependent for at most that long."""
+FAST_LAGS = 2
+"""The fast lane's ``omega`` counts autocovariances up to lag ``FAST_LAGS - 1``: a guard against squared
+one-step errors that are dependent from one day to the next. Autocovariances about 0 (the backtest's
+level) read a break as dependence too, so each lag costs detection speed: with 5 lags a doubling's
+90th-percentile delay was 27 business days instead of 25 (500 folds, ``bench_drift.py``). The price of
+fewer lags is a lane that reacts sooner to volatility clustering, a real rise in daily errors."""
 
 FAST_MIN = 20
 """One-step errors needed before the fast lane decides."""
@@ -244,17 +256,30 @@ FAST_MIN = 20
 FAST_MIN_FOLDS = 20
 """Backtest folds needed for the fast lane to know the one-step error distribution (fewer: the lane is silent)."""
 
-FAST_THRESHOLDS: dict[int, float] = {20: 118.82, 30: 64.83, 100: 21.13, 300: 15.25, 1000: 13.77}
-"""The fast lane's alarm thresholds by the number of backtest folds it learned the one-step errors from
-(fewer folds: a less certain promise, a higher threshold), each at 4% false-alarm years of daily checks
-with Gaussian or Student t(4) errors, whichever needs the higher threshold;
-other fold counts interpolate in log folds, more than 1000 use 1000's."""
+FAST_THRESHOLDS: dict[int, float] = {20: 148.76, 30: 89.15, 100: 25.14, 300: 17.74, 1000: 15.79}
+"""The fast lane's alarm thresholds (its first chart's) by the number of backtest folds it learned the
+one-step errors from (fewer folds: a less certain promise, a higher threshold). With
+:data:`FAST_SECOND_THRESHOLDS`, the pair alarms in 4% of years of daily checks with Gaussian or Student
+t(4) errors, whichever needs the higher thresholds; other fold counts interpolate in log folds, more
+than 1000 use 1000's."""
+
+FAST_SECOND_THRESHOLDS: dict[int, float] = {20: 64.10, 30: 32.55, 100: 15.04, 300: 12.03, 1000: 11.15}
+"""The second chart's (:data:`FAST_SECOND_JUMP`) thresholds, by backtest folds as :data:`FAST_THRESHOLDS`."""
+
+
+def _by_folds(table: dict[int, float], folds: int) -> float:
+    known = sorted(table)
+    return float(np.interp(math.log(max(folds, 1)), np.log(known), [table[m] for m in known]))
 
 
 def fast_threshold(folds: int) -> float:
     """The fast lane's threshold for a backtest of ``folds`` one-step errors (:data:`FAST_THRESHOLDS`)."""
-    known = sorted(FAST_THRESHOLDS)
-    return float(np.interp(math.log(max(folds, 1)), np.log(known), [FAST_THRESHOLDS[m] for m in known]))
+    return _by_folds(FAST_THRESHOLDS, folds)
+
+
+def _second_weight(folds: int) -> float:
+    """What the second chart's statistic is multiplied by to be read against the first chart's threshold."""
+    return fast_threshold(folds) / _by_folds(FAST_SECOND_THRESHOLDS, folds)
 
 
 def _errors(name: str, values) -> np.ndarray:
@@ -277,9 +302,13 @@ class FastScale:
 
     @property
     def allowance(self) -> float:
-        """Half-way point of the Gaussian scale likelihood ratio for :data:`FAST_REFERENCE_JUMP`, in z units."""
-        c2 = FAST_REFERENCE_JUMP**2
-        crossing = 2.0 * math.log(FAST_REFERENCE_JUMP) / (1.0 - 1.0 / c2)
+        """The first chart's allowance (:data:`FAST_REFERENCE_JUMP`), in z units."""
+        return self.allowance_for(FAST_REFERENCE_JUMP)
+
+    def allowance_for(self, jump: float) -> float:
+        """Where the Gaussian scale likelihood ratio for an error scale ``jump`` times larger changes sign, in z
+        units (the squares' mean rises by the factor ``2 log c / (1 - 1/c^2)`` before it)."""
+        crossing = 2.0 * math.log(jump) / (1.0 - 1.0 / jump**2)
         return (crossing - 1.0) * self.mean / self.sd
 
 
@@ -305,9 +334,26 @@ def fast_standardize(live_errors, scale: FastScale) -> np.ndarray:
     return (np.minimum((errors / scale.robust_sd) ** 2, FAST_CAP) - scale.mean) / scale.sd
 
 
-def fast_path(z: np.ndarray, allowances) -> np.ndarray:
-    """The fast lane's statistic after each one-step error (rows for 2-D ``z``), as each check computes it."""
-    return _path(z, FAST_LAGS, allowances, FAST_MIN)
+def _per_row(z: np.ndarray, scales) -> list[FastScale]:
+    rows = np.atleast_2d(np.asarray(z, dtype=float)).shape[0]
+    return [scales] * rows if isinstance(scales, FastScale) else list(scales)
+
+
+def fast_charts(z: np.ndarray, scales) -> tuple[np.ndarray, np.ndarray]:
+    """Each chart's statistic after each one-step error (rows for 2-D ``z``, one :class:`FastScale` per row,
+    or one for all), as each check computes it: the first chart's, and the second's in its own units."""
+    listed = _per_row(z, scales)
+    first = _path(z, FAST_LAGS, [s.allowance_for(FAST_REFERENCE_JUMP) for s in listed], FAST_MIN)
+    second = _path(z, FAST_LAGS, [s.allowance_for(FAST_SECOND_JUMP) for s in listed], FAST_MIN)
+    return first, second
+
+
+def fast_path(z: np.ndarray, scales) -> np.ndarray:
+    """The fast lane's statistic after each one-step error (rows for 2-D ``z``, one :class:`FastScale` per row,
+    or one for all): the larger of the two charts, the second weighted to be read against :func:`fast_threshold`."""
+    first, second = fast_charts(z, scales)
+    weights = np.array([_second_weight(s.folds) for s in _per_row(z, scales)])
+    return np.maximum(first, second * (weights[:, None] if second.ndim == 2 else weights[0]))
 
 
 @dataclass(frozen=True)
@@ -420,5 +466,7 @@ def _fast_lane(live_errors, backtest_errors) -> tuple[int, float, float]:
     if live.size < FAST_MIN:
         return int(live.size), 0.0, fast_threshold(scale.folds)
     z = fast_standardize(live, scale)
-    statistic = _last_check(z, float(long_run_ratios(z, FAST_LAGS)[0, -1]), scale.allowance)
-    return int(live.size), statistic, fast_threshold(scale.folds)
+    omega = float(long_run_ratios(z, FAST_LAGS)[0, -1])
+    first = _last_check(z, omega, scale.allowance_for(FAST_REFERENCE_JUMP))
+    second = _last_check(z, omega, scale.allowance_for(FAST_SECOND_JUMP)) * _second_weight(scale.folds)
+    return int(live.size), max(first, second), fast_threshold(scale.folds)
