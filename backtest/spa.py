@@ -17,7 +17,8 @@ Critical values come from the moving-block bootstrap (Algorithms 1 and 2 of the 
 ``T`` rows are drawn as ``floor(T / L)`` blocks of ``L`` consecutive rows of the *recentred* differentials
 (see below); each gives the statistic with its own "natural" block variance (Goetze and Kuensch 1996:
 the mean square of the ``L``-row block sums over ``L``); the p-value is the share of bootstrap
-statistics above the sample's. Recentring at every horizon calibrates the uniform test where the
+statistics at or above the sample's (at or above: identical models, a zero differential everywhere, get
+p = 1, not 0). Recentring at every horizon calibrates the uniform test where the
 candidate is as good as the baseline at every horizon; where it is equal at some horizons and worse at
 others the bootstrap minimum is too low and the test rejects more than ``alpha`` (Monschang, Trede and
 Wilfling 2025, JBES): for a gate that is a regression at the worse horizons, and a failure anyway.
@@ -39,7 +40,9 @@ at 5% by either test, and in 9-10% when which model is better drifts between reg
 per-horizon ``dm`` tests: 3-4% and 4-6%). They find a regression at every horizon more often than Holm
 over ``dm`` (10% worse everywhere: 44-47% against 30%), and a regression at one horizon only far less
 often (10% worse at horizon 5: 9-12% against 23-24%); the uniform test is not meant to see that one at
-all. So they are offered as a library, not as the gate's decision.
+all. So they are opt-in gate methods (``--forecast-method mh-aspa`` / ``mh-uspa``, decided in
+``pytest_forecast_mlflow.gate``), not the default; ``tests/benchmarks/bench_mh_spa.py`` measures them
+against Holm over ``dm`` on the same data, and their cost.
 The generator is seeded: the same data and seed give the same p-value.
 """
 
@@ -58,6 +61,7 @@ Kind = Literal["uniform", "average"]
 
 BOOTSTRAPS = 999
 SEED = 20210101
+Z_POWER = 0.8416212335729143  # the standard normal's 0.8 quantile: min_detectable is at 80% power
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,13 @@ class MultiHorizonSPA:
     seed: int
     #: ``sqrt(T) dbar_h / omega_h`` per horizon, in the input's column order
     horizon_statistics: tuple[float, ...]
+    #: the bootstrap's ``1 - alpha`` quantile: the statistic rejects above it
+    critical_value: float = math.nan
+    #: the smallest regression, in fractions of the baseline's mean (beyond the tolerance), that the test finds
+    #: with 80% power at ``alpha``: ``(critical_value + z_0.8) * SE``, with ``SE`` the standard error of the
+    #: weighted mean differential (average) or of the noisiest horizon's (uniform: a regression of that size at
+    #: every horizon); ``nan`` when the differential does not vary
+    min_detectable: float = math.nan
 
 
 def common_origins(origins: Sequence[Sequence[object] | np.ndarray]) -> np.ndarray:
@@ -137,12 +148,14 @@ def multi_horizon_spa(
     weights: np.ndarray | None = None,
     bootstraps: int = BOOTSTRAPS,
     seed: int = SEED,
+    alpha: float = 0.05,
 ) -> MultiHorizonSPA:
     """Quaedvlieg's uniform or average multi-horizon SPA test of ``d`` (T origins x H horizons).
 
     ``deepest_lags`` is ``ceil(h / step) - 1`` of the longest horizon (it sets the block length);
     ``weights`` (average test only) default to equal. Rejecting (small ``p_value``) says the candidate is
-    worse at every horizon (``"uniform"``) or on the weighted average (``"average"``).
+    worse at every horizon (``"uniform"``) or on the weighted average (``"average"``). ``alpha`` only sets
+    :attr:`MultiHorizonSPA.critical_value` and :attr:`MultiHorizonSPA.min_detectable`.
     """
     d = np.asarray(d, dtype=float)
     if d.ndim != 2 or d.shape[1] < 1:
@@ -154,7 +167,8 @@ def multi_horizon_spa(
     if n < 2 * length:
         raise ValueError(
             f"{n} common origins are too few for blocks of {length} (twice the deepest overlap of "
-            f"{deepest_lags + 1}): the bootstrap needs at least {2 * length}; use more origins"
+            f"{deepest_lags + 1}): the bootstrap needs at least {2 * length}; add origins (a smaller step, a longer "
+            "history)"
         )
     if kind == "average":
         w = np.full(horizons, 1.0 / horizons) if weights is None else np.asarray(weights, dtype=float)
@@ -184,7 +198,21 @@ def multi_horizon_spa(
     mean = drawn.sum(axis=1) / (blocks * length)
     variance = ((drawn - length * mean[:, None, :]) ** 2).mean(axis=1) / length
     boot = (math.sqrt(blocks * length) * mean / np.sqrt(np.maximum(variance, 1e-300))).min(axis=1)
-    p_value = float((boot > statistic).mean())
+    p_value = float((boot >= statistic).mean())
+    critical = float(np.quantile(boot, 1 - alpha))
+    errors = np.sqrt(var_tested if kind == "average" else var_all) / root_n
+    noisiest = float(errors.max())
+    detectable = (critical + Z_POWER) * noisiest if noisiest > 0 else math.nan
     return MultiHorizonSPA(
-        kind, statistic, p_value, n, horizons, length, bootstraps, seed, tuple(float(t) for t in per_horizon)
+        kind,
+        statistic,
+        p_value,
+        n,
+        horizons,
+        length,
+        bootstraps,
+        seed,
+        tuple(float(t) for t in per_horizon),
+        critical,
+        detectable,
     )
