@@ -48,7 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from backtest.compare import compare, decide  # noqa: E402
-from backtest.spa import differentials, multi_horizon_spa  # noqa: E402
+from backtest.spa import Kind, differentials, multi_horizon_spa  # noqa: E402
 from pytest_forecast_mlflow import gate  # noqa: E402
 from pytest_forecast_mlflow.records import Record  # noqa: E402
 from tests.backtest import gate_simulations as sim  # noqa: E402
@@ -56,7 +56,7 @@ from tests.backtest import gate_simulations as sim  # noqa: E402
 ALPHA = 0.05
 HORIZONS = (5, 10, 20, 30)
 ORIGINS = 500
-KINDS = ("uniform", "average")
+KINDS: tuple[Kind, ...] = ("uniform", "average")
 
 
 # -- the paper's algorithm, as its Matlab code and the R port implement it ---------------------------------------

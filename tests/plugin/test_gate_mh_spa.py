@@ -111,7 +111,9 @@ def _verdict(method: str, scales: dict[int, float], folds: int = FOLDS, **limits
     for k, (horizon, scale) in enumerate(scales.items()):
         label = f"{horizon}d"
         champion = rng.gamma(8.0, 1.0, folds)
-        horizons[label] = BaselineHorizon(label, horizon, 1, origins, [[0.0] * horizon] * folds, {"rmse": champion})
+        horizons[label] = BaselineHorizon(
+            label, horizon, 1, origins, [[0.0] * horizon] * folds, {"rmse": champion.tolist()}
+        )
         candidate = champion * scale * rng.lognormal(0.0, 0.05, folds)
         first = 0 if k == 0 else folds // 10  # the later horizons scored fewer origins: the joint test uses the common
         records.append(_record(label, horizon, origins[first:], candidate[first:]))
