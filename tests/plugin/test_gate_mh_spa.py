@@ -97,14 +97,22 @@ def _record(label: str, horizon: int, origins: list[str], values: np.ndarray) ->
         step=1,
         origins=origins,
         actuals=[[0.0] * horizon for _ in origins],
-        fold_metrics={"rmse": values.tolist()},
+        fold_metrics={"rmse": values.tolist(), "mae": (0.8 * values).tolist()},
         data={"data.sha256": "same"},
     )
 
 
-def _verdict(method: str, scales: dict[int, float], folds: int = FOLDS, **limits: float) -> Verdict:
-    """The verdict on a candidate whose per-fold RMSE is the champion's times ``scales[h]`` (plus noise),
-    its rows shipped through JSON as xdist workers ship them."""
+def _verdict(
+    method: str,
+    scales: dict[int, float],
+    folds: int = FOLDS,
+    *,
+    metrics: tuple[str, ...] = ("rmse",),
+    tolerance: float = 0.0,
+    **limits: float,
+) -> Verdict:
+    """The verdict on a candidate whose per-fold RMSE (and MAE, 0.8 of it) is the champion's times
+    ``scales[h]`` (plus noise), its rows shipped through JSON as xdist workers ship them."""
     rng = np.random.default_rng(11)
     origins = [f"o{k:04d}" for k in range(folds)]
     horizons, records = {}, []
@@ -112,7 +120,12 @@ def _verdict(method: str, scales: dict[int, float], folds: int = FOLDS, **limits
         label = f"{horizon}d"
         champion = rng.gamma(8.0, 1.0, folds)
         horizons[label] = BaselineHorizon(
-            label, horizon, 1, origins, [[0.0] * horizon] * folds, {"rmse": champion.tolist()}
+            label,
+            horizon,
+            1,
+            origins,
+            [[0.0] * horizon] * folds,
+            {"rmse": champion.tolist(), "mae": (0.8 * champion).tolist()},
         )
         candidate = champion * scale * rng.lognormal(0.0, 0.05, folds)
         first = 0 if k == 0 else folds // 10  # the later horizons scored fewer origins: the joint test uses the common
@@ -121,7 +134,7 @@ def _verdict(method: str, scales: dict[int, float], folds: int = FOLDS, **limits
     shipped = [
         Row.from_json(json.loads(json.dumps(row.to_json())))
         for record in records
-        for row in compare_record(record, baseline, metrics=("rmse",), tolerance=0.0, alpha=0.05, method=method)
+        for row in compare_record(record, baseline, metrics=metrics, tolerance=tolerance, alpha=0.05, method=method)
     ]
     return decide(
         shipped,
@@ -182,3 +195,19 @@ def test_min_folds_and_max_detectable_apply_to_the_joint_test() -> None:
     assert "180 origins every horizon scored (need 500, --forecast-min-folds)" in few.reasons[0]
     assert "smallest detectable regression" in weak.reasons[0]
     assert "--forecast-max-detectable" in weak.reasons[0]
+
+
+def test_the_tolerance_is_allowed_at_every_horizon_and_holm_counts_one_test_per_metric() -> None:
+    worse = {1: 1.1, 5: 1.1}
+    strict = _verdict("mh-aspa", worse, metrics=("rmse", "mae"))
+    tolerant = _verdict("mh-aspa", worse, metrics=("rmse", "mae"), tolerance=0.2)
+
+    assert strict.status == "fail"
+    assert {(row.label, row.metric) for row in strict.regressions} == {
+        ("1d", "rmse"),
+        ("5d", "rmse"),
+        ("1d", "mae"),
+        ("5d", "mae"),
+    }
+    assert any("mh-aspa p=<0.0001 (Holm over 2 joint tests)" in line for line in report.terminal_lines(strict, "fail"))
+    assert tolerant.status == "pass"  # 10% worse is within a 20% tolerance
