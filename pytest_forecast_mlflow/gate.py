@@ -83,6 +83,33 @@ _FLAT = (*_NUMBERS, "n_folds", "regressed", "tolerance", "alpha", "lags", "varia
 #: the gate methods that test (p-values, Holm's step, power); the same as ``backtest.compare.DM_METHODS``,
 #: written out so that reading a row does not import the library
 TESTED = ("dm", "dm-hln")
+#: the gate methods that test a candidate's metric over all its horizons at once (``backtest.spa``): each
+#: row keeps its own horizon's ``dm`` numbers, and its ``p_adjusted`` and ``regressed`` are the joint test's
+MULTI_HORIZON = ("mh-uspa", "mh-aspa")
+_KIND = {"mh-uspa": "uniform", "mh-aspa": "average"}
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A row's per-fold values that paired with the champion's by origin (both finite): what a joint
+    multi-horizon test reads, kept on the rows of those methods only."""
+
+    origins: tuple[str, ...]
+    candidate: tuple[float, ...]
+    baseline: tuple[float, ...]
+
+    def to_json(self) -> dict[str, list[Any]]:
+        return {"origins": list(self.origins), "candidate": list(self.candidate), "baseline": list(self.baseline)}
+
+    @classmethod
+    def from_json(cls, payload: Paired | dict[str, Any] | None) -> Paired | None:
+        if payload is None or isinstance(payload, Paired):
+            return payload
+        return cls(
+            tuple(str(o) for o in payload["origins"]),
+            tuple(float(v) for v in payload["candidate"]),
+            tuple(float(v) for v in payload["baseline"]),
+        )
 
 
 @dataclass(frozen=True, init=False)
@@ -93,7 +120,8 @@ class Row:
     :func:`decide`), or None when nothing was compared (status no-baseline, unmatched, no-common-folds,
     error); its numbers read as row attributes (``row.p_value``), NaN without one. ``method`` and
     ``direction`` are the gate's, which a comparison shares. ``paired_folds`` counts the folds that
-    paired when they were too few to compare.
+    paired when they were too few to compare. ``paired`` holds the paired per-fold values under the
+    multi-horizon methods (:data:`MULTI_HORIZON`), whose decision in :func:`decide` needs every horizon's.
 
     A row is also built from the flat keywords of its JSON form (``Row(status=..., baseline=...,
     p_value=..., n_folds=...)``), as workers ship it, journals keep it and tests write it; a comparison
@@ -115,6 +143,7 @@ class Row:
     paired_folds: int = 0
     underpowered: bool = False
     note: str = ""
+    paired: Paired | None = None
 
     def __init__(
         self,
@@ -131,6 +160,7 @@ class Row:
         paired_folds: int = 0,
         underpowered: bool = False,
         note: str = "",
+        paired: Paired | dict[str, Any] | None = None,
         **flat: Any,
     ) -> None:
         unknown = sorted(set(flat) - set(_FLAT))
@@ -156,6 +186,7 @@ class Row:
             paired_folds=paired_folds,
             underpowered=underpowered,
             note=note,
+            paired=Paired.from_json(paired),
         )
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -179,8 +210,10 @@ class Row:
         return self.comparison is not None and bool(self.comparison.regressed)
 
     def to_json(self) -> dict[str, Any]:
-        """The flat form: the row's fields and its comparison's numbers side by side (the verdict's JSON)."""
+        """The flat form: the row's fields and its comparison's numbers side by side (the verdict's JSON);
+        ``paired`` only on the rows that keep it."""
         c = self.comparison
+        paired = {} if self.paired is None else {"paired": self.paired.to_json()}
         return {
             "nodeid": self.nodeid,
             "model": self.model,
@@ -208,6 +241,7 @@ class Row:
             "variance": None if c is None else c.variance,
             "dof": None if c is None else c.dof,
             "persistence_p": math.nan if c is None else c.persistence_p,
+            **paired,
         }
 
     @classmethod
@@ -228,7 +262,7 @@ def _from_flat(
         return None, flat.get("n_folds", paired_folds)
     tolerance, alpha = (math.nan if flat.get(name) is None else flat[name] for name in ("tolerance", "alpha"))
     regressed = flat.get("regressed")
-    if method in TESTED and math.isnan(numbers["p_adjusted"]) and not regressed:
+    if method in (*TESTED, *MULTI_HORIZON) and math.isnan(numbers["p_adjusted"]) and not regressed:
         regressed = None  # not decided yet: the Holm step sets it
     values: dict[str, Any] = dict(
         method=method,
@@ -289,7 +323,8 @@ class Verdict:
             "session_reasons": list(self.session_reasons),
             "overrides": list(self.overrides),
             "promotable": self.promotable,
-            "rows": [row.to_json() for row in self.rows],
+            # the rows' paired fold values served the decision and stay out of what it is reported as
+            "rows": [{k: v for k, v in row.to_json().items() if k != "paired"} for row in self.rows],
         }
 
     @classmethod
@@ -392,6 +427,7 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
                 )
             )
             continue
+        joint = method in MULTI_HORIZON
         result = compare(
             cand_values[usable],
             base_values[usable],
@@ -400,23 +436,34 @@ def compare_record(record: Record, baseline: Baseline | None, *, metrics, tolera
             step=record.step,
             tolerance=tolerance,
             alpha=alpha,
-            method=method,
+            method="dm" if joint else method,  # a joint method's rows keep their horizon's own dm numbers
         )
         if result.persistent:
             drift = persistence_note(f"{record.label} {metric}", result.lags, method)
             note = f"{note}; {drift}" if note else drift
-        rows.append(Row(**common, status="compared", comparison=result, note=note))
+        paired = None
+        if joint:
+            result = replace(result, method=method)
+            origins = np.asarray(record.origins, dtype=str)[ic][usable]
+            paired = Paired(
+                tuple(origins.tolist()), tuple(cand_values[usable].tolist()), tuple(base_values[usable].tolist())
+            )
+        rows.append(Row(**common, status="compared", comparison=result, note=note, paired=paired))
     return rows
 
 
 def persistence_note(what: str, lags: int, method: str) -> str:
     """What a row says when its differential is correlated beyond the fold overlap (relative skill drifts)."""
     overlap = "consecutive folds" if lags == 0 else f"the overlap of {lags + 1} consecutive folds"
-    consequence = (
-        "the dm test's p-value allows for it"
-        if method == "dm"
-        else "dm-hln assumes it does not, so its p-value is too small; --forecast-method dm allows for it"
-    )
+    if method == "dm":
+        consequence = "the dm test's p-value allows for it"
+    elif method in MULTI_HORIZON:
+        consequence = (
+            f"the {method} bootstrap keeps the dependence within its blocks of twice the overlap only, so its p-value "
+            "may be too small; --forecast-method dm allows for it"
+        )
+    else:
+        consequence = "dm-hln assumes it does not, so its p-value is too small; --forecast-method dm allows for it"
     return (
         f"{what}: which model is better drifts over stretches of origins (the loss differential stays correlated "
         f"beyond {overlap}, p < 0.01); {consequence}"
@@ -502,6 +549,146 @@ def _at_level(comparison: Comparison | None, alpha: float) -> Comparison:
     return replace(comparison, alpha=alpha) if math.isnan(comparison.alpha) else comparison
 
 
+@dataclass(frozen=True)
+class Joint:
+    """One multi-horizon decision: a candidate model's metric over all its compared horizons.
+
+    ``rows`` index the decided rows it covers; ``p_value`` is None when no test could be made (``weak``
+    says why), and for a single horizon it is that horizon's ``dm`` p-value (``fallback``).
+    """
+
+    model: str
+    metric: str
+    rows: tuple[int, ...]
+    labels: tuple[str, ...]
+    origins: int
+    p_value: float | None
+    #: the fraction of the baseline's mean, per horizon, by which the candidate was worse on common origins
+    worse: tuple[float, ...] = ()
+    min_detectable_pct: float = math.nan
+    fallback: bool = False
+    weak: tuple[str, ...] = ()
+
+
+def _joint_test(rows: list[Row], indices: list[int], method: str, alpha: float) -> Joint:
+    """The joint test of one model's metric over the horizons of ``rows[indices]`` (see :data:`MULTI_HORIZON`)."""
+    import numpy as np
+
+    from backtest.spa import common_origins, differentials, multi_horizon_spa
+
+    first = rows[indices[0]]
+    labels = tuple(rows[i].label for i in indices)
+    if len(indices) == 1:
+        return Joint(first.model, first.metric, tuple(indices), labels, first.n_folds, first.p_value, fallback=True)
+    paired = [rows[i].paired for i in indices]
+    if any(p is None for p in paired):  # a row written without its folds cannot join a joint test
+        missing = ", ".join(rows[i].label for i, p in zip(indices, paired, strict=True) if p is None)
+        reason = f"the per-fold values of {missing} were not kept; rerun the session with --forecast-method {method}"
+        return Joint(first.model, first.metric, tuple(indices), labels, 0, None, weak=(reason,))
+    kept = [p for p in paired if p is not None]
+    common = common_origins([p.origins for p in kept])
+    columns = []
+    for p in kept:
+        position = {origin: k for k, origin in enumerate(p.origins)}
+        at = [position[o] for o in common.tolist()]
+        columns.append((np.asarray(p.candidate)[at], np.asarray(p.baseline)[at]))
+    candidate = np.column_stack([c for c, _ in columns]) if len(common) else np.empty((0, len(kept)))
+    baseline = np.column_stack([b for _, b in columns]) if len(common) else np.empty((0, len(kept)))
+    comparisons = [rows[i].comparison for i in indices]
+    lags = max(c.lags for c in comparisons if c is not None)
+    tolerance = next((c.tolerance for c in comparisons if c is not None and not math.isnan(c.tolerance)), 0.0)
+    n = len(common)
+    try:
+        d = differentials(candidate, baseline, direction=first.direction, tolerance=tolerance)
+        test = multi_horizon_spa(d, kind=_KIND[method], deepest_lags=lags, alpha=alpha)  # type: ignore[arg-type]
+    except ValueError as exc:
+        reason = f"the {method} test cannot be made: {exc} (--forecast-method dm compares horizon by horizon)"
+        return Joint(first.model, first.metric, tuple(indices), labels, n, None, weak=(reason,))
+    return Joint(
+        first.model,
+        first.metric,
+        tuple(indices),
+        labels,
+        n,
+        test.p_value,
+        worse=tuple(float(w) for w in d.mean(axis=0)),
+        min_detectable_pct=100.0 * tolerance + 100.0 * test.min_detectable,
+    )
+
+
+def _joint_note(joint: Joint, method: str, p_adjusted: float, tests: int, regressed: bool) -> str:
+    """The verdict's plain words for one joint decision."""
+    what = f"{joint.model} {joint.metric}"
+    if joint.fallback:
+        return (
+            f"{what}: only {joint.labels[0]} was compared, so its own dm test decides ({method} needs two horizons "
+            "or more)"
+        )
+    p = "<0.0001" if p_adjusted < 1e-4 else f"{p_adjusted:.4f}"
+    head = (
+        f"{what} over {', '.join(joint.labels)} ({joint.origins} origins every horizon scored): {method} "
+        f"p={p} (Holm over {tests} joint test{'s' if tests > 1 else ''}): "
+    )
+    where = "at every horizon" if method == "mh-uspa" else "on average"
+    detectable = (
+        "" if math.isnan(joint.min_detectable_pct) else f"; detectable {where}: {joint.min_detectable_pct:.1f}%"
+    )
+    if method == "mh-uspa":
+        if regressed:
+            return head + "the candidate is worse at every horizon: REGRESSED" + detectable
+        return (
+            head + "not shown worse at every horizon, so it passes. This test fails a candidate only when it is "
+            "worse at every horizon; worse at some horizons only passes it (mh-aspa or dm find those)" + detectable
+        )
+    if regressed:
+        return head + "the candidate is worse on the average over the horizons: REGRESSED" + detectable
+    return (
+        head + "not shown worse on the average over the horizons, so it passes; a horizon that got worse can be "
+        "outweighed by horizons that got better (dm judges each horizon)" + detectable
+    )
+
+
+def _decide_jointly(
+    rows: list[Row], compared: list[int], alpha: float, method: str, min_folds: int, max_detectable_pct: float
+) -> tuple[list[Row], list[Joint]]:
+    """One joint test per candidate model and metric, Holm over those tests; each row takes its test's
+    adjusted p-value and is REGRESSED when the test rejects and the candidate is worse at that horizon."""
+    from backtest.compare import holm
+
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in compared:
+        groups.setdefault((rows[i].model, rows[i].metric), []).append(i)
+    joints = [_joint_test(rows, indices, method, alpha) for indices in groups.values()]
+    tested = [j for j in joints if j.p_value is not None]
+    adjusted = dict(zip(map(id, tested), holm([j.p_value for j in tested]).tolist(), strict=True)) if tested else {}
+    decided = list(rows)
+    out = []
+    for joint in joints:
+        weak = list(joint.weak)
+        p_adjusted = adjusted.get(id(joint), math.nan)
+        regressed = bool(p_adjusted < alpha)
+        if joint.p_value is not None and not joint.fallback:
+            if joint.origins < min_folds:
+                weak.append(f"{joint.origins} origins every horizon scored (need {min_folds}, --forecast-min-folds)")
+            if joint.min_detectable_pct > max_detectable_pct:
+                weak.append(
+                    f"smallest detectable regression {joint.min_detectable_pct:.0f}% (need <= {max_detectable_pct:g}%, "
+                    "--forecast-max-detectable)"
+                )
+        note = "" if joint.p_value is None else _joint_note(joint, method, p_adjusted, len(tested), regressed)
+        for k, i in enumerate(joint.rows):
+            row = rows[i]
+            assert row.comparison is not None  # a compared row has its comparison
+            worse = joint.worse[k] > 0 if joint.worse else True
+            hit = regressed and (worse or joint.fallback)
+            notes = "; ".join(part for part in (row.note, note if k == 0 else "") if part)  # the joint's once
+            decided[i] = replace(
+                row, comparison=replace(row.comparison, p_adjusted=p_adjusted, regressed=hit), note=notes
+            )
+        out.append(replace(joint, weak=tuple(weak)))
+    return decided, out
+
+
 def decide(
     rows: list[Row],
     *,
@@ -523,6 +710,13 @@ def decide(
     The Holm step is :func:`backtest.compare.decide` over the rows' comparisons; what is the gate's own
     follows: power, coverage of the champion's scope, the statuses that compared nothing, the reasons.
 
+    Under a multi-horizon method (``mh-uspa``, ``mh-aspa``) the family is one joint test per candidate
+    model and metric over all its compared horizons, on the origins every horizon scored (a model with
+    one horizon falls back to that horizon's ``dm`` test). A rejected joint test marks REGRESSED the
+    horizons where the candidate is worse; ``min_folds`` and ``max_detectable_pct`` apply to the joint
+    test (its common origins, its own detectable regression), and a joint test that cannot be made (too
+    few common origins for its blocks) makes the verdict inconclusive, with the cause and the fix.
+
     Once a champion exists the gate fails closed: a horizon or metric it cannot compare is a failure,
     not a pass, and a candidate that leaves out a horizon or metric of the champion is never promoted,
     unless ``allow_scope_change`` accepts both deliberately (the verdict's ``overrides`` say what).
@@ -531,13 +725,23 @@ def decide(
 
     compared = [i for i, row in enumerate(rows) if row.status == "compared"]
     decided = list(rows)
+    joints: list[Joint] = []
     if method in TESTED and compared:
         family = [_at_level(rows[i].comparison, alpha) for i in compared]
         for i, comparison in zip(compared, holm_decide(family, alpha), strict=True):
             decided[i] = replace(rows[i], comparison=comparison)
+    elif method in MULTI_HORIZON and compared:
+        decided, joints = _decide_jointly(rows, compared, alpha, method, min_folds, max_detectable_pct)
+    weak_joint = {i for joint in joints if joint.weak for i in joint.rows}
+    in_joint = {i for joint in joints if not joint.fallback for i in joint.rows}
     for i in compared:
         row = decided[i]
-        weak = row.n_folds < min_folds or (method in TESTED and row.min_detectable_pct > max_detectable_pct)
+        weak = (
+            i in weak_joint
+            if i in in_joint
+            else row.n_folds < min_folds
+            or (method in (*TESTED, *MULTI_HORIZON) and row.min_detectable_pct > max_detectable_pct)
+        )
         decided[i] = replace(row, underpowered=bool(weak and not row.regressed))
     description = baseline.describe() if baseline else baseline_note
     if unavailable:
@@ -594,11 +798,20 @@ def decide(
                 f"{SCOPE_FLAG} to promote it deliberately"
             )
     weak = [row for row in decided if row.underpowered]
-    for row in reversed(weak):
+    for joint in reversed(joints):
+        if joint.weak and not any(decided[i].regressed for i in joint.rows):
+            fix = "" if joint.p_value is None else ". Add origins (a smaller step, a longer history)"
+            blockers.insert(
+                0,
+                f"{joint.model} {joint.metric} over {', '.join(joint.labels)}: inconclusive, "
+                f"{' and '.join(joint.weak)}: a regression of the size that matters could pass unseen, so the alias "
+                f"stays{fix}",
+            )
+    for row in reversed([row for i, row in enumerate(decided) if row.underpowered and i not in in_joint]):
         short = []
         if row.n_folds < min_folds:
             short.append(f"{row.n_folds} paired folds (need {min_folds}, --forecast-min-folds)")
-        if method in TESTED and row.min_detectable_pct > max_detectable_pct:
+        if method in (*TESTED, *MULTI_HORIZON) and row.min_detectable_pct > max_detectable_pct:
             detectable = "infinite" if math.isinf(row.min_detectable_pct) else f"{row.min_detectable_pct:.0f}%"
             short.append(
                 f"smallest detectable regression {detectable} (need <= {max_detectable_pct:g}%, "

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .gate import TESTED, Row, Verdict, regression_reason
+from .gate import MULTI_HORIZON, TESTED, Row, Verdict, regression_reason
 from .records import Record, naive_reference
 
 HEADERS = ("model", "horizon", "metric", "baseline", "candidate", "delta", "p (Holm)", "folds", "detectable", "verdict")
@@ -122,6 +122,8 @@ def _fixed_smoothing(row: Row) -> bool:
 
 
 def _test_name(row: Row) -> str:
+    if row.method in MULTI_HORIZON:
+        return f"{'uniform' if row.method == 'mh-uspa' else 'average'} multi-horizon SPA over all horizons"
     return "DM, fixed-smoothing" if _fixed_smoothing(row) else "DM-HLN"
 
 
@@ -152,6 +154,11 @@ def terminal_lines(verdict: Verdict, gate: str) -> list[str]:
     compared = [row for row in verdict.rows if row.status == "compared"]
     if compared and verdict.rows[0].method in TESTED:
         lines.append(_p_legend(compared))
+    elif compared and verdict.rows[0].method in MULTI_HORIZON:
+        lines.append(
+            "p: the joint test's one-sided p-value of the candidate's metric over all its horizons (Quaedvlieg 2021, "
+            "block bootstrap), Holm-adjusted over models and metrics; detectable: each horizon's own dm test's"
+        )
     return lines
 
 

@@ -36,7 +36,7 @@ KNOWN_METRICS = (
     "interval_score",
 )
 GATE_MODES = ("fail", "warn", "off")
-GATE_METHODS = ("dm", "dm-hln", "threshold")
+GATE_METHODS = ("dm", "dm-hln", "threshold", "mh-uspa", "mh-aspa")
 UNAVAILABLE_MODES = ("fail", "spool")
 PLOT_MODES = ("on", "off")
 INCONCLUSIVE_MODES = ("pass", "fail")
@@ -324,7 +324,9 @@ OPTIONS: tuple[Option, ...] = (
         _choice(GATE_METHODS),
         "Gate decision: dm (Diebold-Mariano with a fixed-smoothing long-run variance that allows for skill "
         "drifting over stretches of origins), dm-hln (the earlier Diebold-Mariano test with HLN correction, "
-        "overlap-only variance) or threshold (aggregate worse by more than the tolerance). Default: dm.",
+        "overlap-only variance), threshold (aggregate worse by more than the tolerance), or one joint test of "
+        "each model and metric over all its horizons (Quaedvlieg 2021): mh-aspa (fails a candidate worse on the "
+        "average over the horizons) or mh-uspa (fails it only when worse at every horizon). Default: dm.",
         default="dm",
     ),
     Option(

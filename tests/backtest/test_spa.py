@@ -76,3 +76,19 @@ def test_equal_models_with_iid_differentials_are_rarely_rejected():
         for kind in ("uniform", "average")
     ]
     assert np.mean(rejected) <= 0.09  # about 5-6% measured; 300 tests carry a 1.3-point standard error
+
+
+def test_identical_models_are_never_rejected():
+    """A zero differential everywhere (an identical rerun) ties every bootstrap statistic: p is 1, not 0."""
+    for kind in ("uniform", "average"):
+        result = multi_horizon_spa(np.zeros((40, 2)), kind=kind, deepest_lags=1)
+        assert (result.statistic, result.p_value) == (0.0, 1.0)
+
+
+def test_the_detectable_regression_is_the_critical_value_plus_power_in_standard_errors():
+    d = np.random.default_rng(6).standard_normal((400, 4))  # the equal-weight mean has a standard error of 0.025
+    average = multi_horizon_spa(d, kind="average", deepest_lags=0, alpha=0.05)
+    assert 1.4 < average.critical_value < 1.9  # about the normal's 1.645
+    assert 0.8 * 2.49 * 0.025 < average.min_detectable < 1.2 * 2.49 * 0.025
+    uniform = multi_horizon_spa(d, kind="uniform", deepest_lags=0, alpha=0.05)
+    assert uniform.critical_value < average.critical_value  # the minimum of four statistics is smaller
