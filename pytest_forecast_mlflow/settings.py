@@ -96,7 +96,7 @@ def _metrics(value: str) -> tuple[str, ...]:
 
     pytest parses the command line once before it imports conftest files: while ``backtest`` is not
     imported nothing can have registered a metric yet, so a well-formed unknown name waits for the parse
-    after them (and for the walk_forward fixture, which names it if it is still unknown).
+    after them (and for ``plugin._require_known_gate_metrics``, which refuses it at configure time).
     """
     import sys
 

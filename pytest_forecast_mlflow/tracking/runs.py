@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..gate import TESTED, Verdict, fails_session
+from ..gate import MULTI_HORIZON, TESTED, Verdict, fails_session
 from ..records import Record, naive_reference, sanitize
 from ..result import SessionResult
 from ..store import mask_text
@@ -181,7 +181,7 @@ def aggregate_metrics(
                 continue
             prefix = f"gate/{sanitize(row.label)}/{row.metric}"
             out.append((f"{prefix}_delta_pct", row.delta_pct, timestamp, 0))
-            if row.method in TESTED:
+            if row.method in (*TESTED, *MULTI_HORIZON):  # a joint test's p is its horizons' p
                 out.append((f"{prefix}_p", row.p_adjusted, timestamp, 0))
                 out.append((f"{prefix}_detectable_pct", row.min_detectable_pct, timestamp, 0))
     return out

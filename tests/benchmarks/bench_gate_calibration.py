@@ -1,8 +1,7 @@
 """Benchmark: the gate's false-fail rate and power, scenarios x long-run variances (issue #16).
 
 Run it as ``python tests/benchmarks/bench_gate_calibration.py [--sims 2000] [--seed 16]`` (about 80 s
-for the grid with ``--sims 10000 --mh-sims 0`` on a shared 2-core machine; the multi-horizon table's
-bootstraps take longer). Its main Markdown table gives, for each simulated scenario
+with ``--sims 10000`` on a shared 2-core machine). Its main Markdown table gives, for each simulated scenario
 (``tests/backtest/gate_simulations.py``; step 1, per-fold RMSE, one-sided test at alpha 5%) the share
 of runs in which each method calls the candidate worse. Rows marked *size* have equally good models
 (the rate is a false-fail rate: the target is <= 6.5%); rows marked *power* have a worse candidate (the
@@ -39,11 +38,8 @@ throughout (no switch: a candidate 21% worse on every fold, which the power targ
 for at least three quarters of it, the candidate did regress on the data the gate sees; those runs are
 where every test's false fails come from.
 
-Before them (``--mh-sims``; 0 skips it), a table compares one decision across four horizons (5, 10,
-20, 30 steps; step 1; 500 common origins, every horizon scored from the same origins as a walk-forward
-backtest's horizons are once aligned on common origins): Quaedvlieg's (2021) uniform and average multi-horizon SPA tests
-(``backtest.spa``, 999 moving-block bootstraps) against Holm over the four per-horizon ``dm`` and
-``dm-hln`` tests, on the same simulated data, including a candidate 10% worse at one horizon only.
+One decision across horizons (the multi-horizon SPA gate methods against Holm over ``dm``) is measured
+by ``tests/benchmarks/bench_mh_spa.py``.
 """
 
 from __future__ import annotations
@@ -61,8 +57,7 @@ from scipy import special
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from backtest import hac  # noqa: E402
-from backtest.compare import Method, compare, decide  # noqa: E402
-from backtest.spa import differentials, multi_horizon_spa  # noqa: E402
+from backtest.compare import Method, compare  # noqa: E402
 from tests.backtest import gate_simulations as sim  # noqa: E402
 
 ALPHA = 0.05
@@ -242,74 +237,13 @@ def regime_share_table(rng: np.random.Generator, sims: int) -> None:
     print()
 
 
-MH_HORIZONS = (5, 10, 20, 30)
-MH_ORIGINS = 500
-MH_SCENARIOS: list[tuple[str, str, tuple[float, ...]]] = [
-    ("size", "equal at every horizon", (1.0, 1.0, 1.0, 1.0)),
-    ("size", "equal, regimes 0.25/0.75 (length 100)", (1.0, 1.0, 1.0, 1.0)),
-    ("power", "10% worse at h 5 only", (1.1, 1.0, 1.0, 1.0)),
-    ("power", "10% worse at h 30 only", (1.0, 1.0, 1.0, 1.1)),
-    ("power", "10% worse at every horizon", (1.1, 1.1, 1.1, 1.1)),
-    ("power", "20% worse at every horizon", (1.2, 1.2, 1.2, 1.2)),
-]
-
-
-def _paths(rng: np.random.Generator, scales: tuple[float, ...], drifting: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One run's per-fold RMSE at every horizon from the same origins: (origins, horizons) for both models."""
-    length = MH_ORIGINS + max(MH_HORIZONS)
-    series = rng.standard_normal((1, length)).cumsum(axis=1)
-    if drifting:
-        state = (np.cumsum(rng.random((1, length)) < 0.01, axis=1) + rng.integers(0, 2)) % 2
-        cand_scale, base_scale = np.where(state == 0, 0.25, 0.75), np.where(state == 0, 0.75, 0.25)
-    else:
-        cand_scale = base_scale = np.full((1, length), sim.NOISE)
-    cand = (cand_scale * rng.standard_normal((1, length))).cumsum(axis=1) - series
-    base = (base_scale * rng.standard_normal((1, length))).cumsum(axis=1) - series
-    candidate = np.stack([s * sim.fold_rmse(cand, h, MH_ORIGINS)[0] for s, h in zip(scales, MH_HORIZONS)], axis=1)
-    baseline = np.stack([sim.fold_rmse(base, h, MH_ORIGINS)[0] for h in MH_HORIZONS], axis=1)
-    return candidate, baseline
-
-
-def multi_horizon_table(rng: np.random.Generator, sims: int) -> None:
-    names = ("mh-uspa", "mh-aspa", "Holm over dm", "Holm over dm-hln")
-    print(f"multi-horizon: horizons {MH_HORIZONS}, {MH_ORIGINS} common origins, {sims} runs per cell")
-    print()
-    print("| | scenario | " + " | ".join(names) + " |")
-    print("|---|---|" + "---:|" * len(names))
-    deepest = max(MH_HORIZONS) - 1
-    for kind, label, scales in MH_SCENARIOS:
-        counts = np.zeros(len(names))
-        for run in range(sims):
-            candidate, baseline = _paths(rng, scales, drifting="regimes" in label)
-            d = differentials(candidate, baseline)
-            found = [
-                multi_horizon_spa(d, kind=k, deepest_lags=deepest, seed=run).p_value < ALPHA
-                for k in ("uniform", "average")
-            ]
-            for method in ("dm", "dm-hln"):
-                rows = [
-                    compare(candidate[:, i], baseline[:, i], direction="lower", horizon=h, step=1, method=method)
-                    for i, h in enumerate(MH_HORIZONS)
-                ]
-                found.append(any(row.regressed for row in decide(rows, ALPHA)))
-            counts += found
-        cells = [f"{100 * c / sims:.1f}%" for c in counts]
-        print(f"| {kind} | {label} | " + " | ".join(cells) + " |", flush=True)
-    print()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=2000, help="runs per scenario (default 2000)")
-    parser.add_argument("--mh-sims", type=int, default=1000, help="runs per multi-horizon scenario (default 1000)")
     parser.add_argument("--seed", type=int, default=16)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    if args.mh_sims:
-        multi_horizon_table(rng, args.mh_sims)
-    if not args.sims:
-        return
     names = list(METHODS)
     print(f"runs per cell: {args.sims}; seed {args.seed}; alpha {ALPHA}; step 1; 1,000 folds unless said")
     print()

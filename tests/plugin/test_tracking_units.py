@@ -219,7 +219,7 @@ def test_a_reference_run_is_reused_only_when_its_fingerprint_and_results_match()
     assert all(step == 0 for _, _, _, step in aggregate_metrics([make_record(label="5d")], {}, None, TIMESTAMP))
 
 
-@pytest.mark.parametrize("tested", ["dm", "dm-hln"])
+@pytest.mark.parametrize("tested", ["dm", "dm-hln", "mh-aspa", "mh-uspa"])
 def test_the_verdict_adds_the_compared_rows_of_these_records_only(tested: str) -> None:
     from pytest_forecast_mlflow.tracking import run_metrics
 
