@@ -6,7 +6,7 @@ One real ``distributed.LocalCluster`` (two worker processes, one thread each) se
 
 from __future__ import annotations
 
-import logging
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from backtest import BacktestResult, ModelError, WalkForward, run
+from tests.dask_cluster import local_cluster
 
 OFFSET = 1000.0  # the value at position p is OFFSET + p, so a value says where in the series it came from
 LOOKBACK = 4
@@ -84,17 +85,8 @@ SERIES = pd.Series(OFFSET + np.arange(100.0), index=pd.bdate_range("2024-01-01",
 
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")  # a declared test dependency: missing means a broken venv
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    pytest.importorskip("distributed")  # a declared test dependency: missing means a broken venv
+    with local_cluster() as client:
         yield client
 
 
@@ -162,6 +154,14 @@ def test_an_error_on_a_dask_worker_names_the_fold_and_its_origin(dask_client: An
         pytest.raises(ModelError, match=r"^fold 8 \(origin 2024-03-18 00:00:00\): ArithmeticError: no forecast today"),
     ):
         run(model, SERIES, SPEC, n_jobs=2)
+
+
+def test_the_dask_cluster_sets_no_malloc_trim_threshold_here_or_on_its_workers(dask_client: Any) -> None:
+    # Dask's default (65536) would leak into this process's environment and every process started after
+    # it, and costs torch's fits about 1.7x their CPU (tests/dask_cluster.py)
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+    on_workers = dask_client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert list(on_workers.values()) == [None, None]
 
 
 def test_progress_must_be_callable() -> None:

@@ -8,10 +8,14 @@ cases it runs side by side and the load average before and after; it never fails
 1. The USD/CLP candidate: ``DirectMLP(30)`` on ``../shared/data/usdclp_daily.csv`` (``USDCLP_SERIES``
    overrides; the synthetic sample when the file is missing), origins every 5 business days from
    2016-01-04 as in ``tests/forecasters/test_usdclp.py`` but refit every 10 origins: about 50 refit
-   blocks. ``n_jobs=1`` against ``n_jobs=2`` (loky) and against ``n_jobs=2`` inside
-   ``joblib.parallel_config(backend="dask")`` on a ``distributed.LocalCluster`` of 2 worker processes
-   with one thread each. Target on an otherwise idle 2-core machine: speed-up >= 1.7x. The forecasts are
-   checked to be bit-identical across the three. Torch threads: ``DirectMLP`` runs torch on one intra-op
+   blocks. ``n_jobs=1`` against ``n_jobs=2`` (loky), before any Dask cluster exists; then, with a
+   ``distributed.LocalCluster`` of 2 worker processes with one thread each, ``n_jobs=1`` against
+   ``n_jobs=2`` inside ``joblib.parallel_config(backend="dask")`` (also against the first ``n_jobs=1``:
+   the cluster's scheduler runs in this process and slows a sequential run beside it). The cluster is
+   made without Dask's ``MALLOC_TRIM_THRESHOLD_`` (see ``tests/dask_cluster.py``), which would otherwise
+   leak into the processes started after it and cost torch's fits about 1.7x their CPU. Target on an
+   otherwise idle 2-core machine: speed-up >= 1.7x. The forecasts are checked to be bit-identical
+   across the three. Torch threads: ``DirectMLP`` runs torch on one intra-op
    thread while it fits and predicts (``torch.set_num_threads(1)``, restored afterwards), so two workers
    use two cores and not 2 x (torch's default, one thread per core) threads fighting over them; loky
    also caps the OpenMP/BLAS threads of its workers at cores / n_jobs.
@@ -29,7 +33,6 @@ session gets its share of the cores however many processes it starts, and CPU/wa
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import platform
 import shlex
@@ -43,6 +46,7 @@ import numpy as np
 
 import backtest
 from tests.benchmarks.bench_backtest import interleaved
+from tests.dask_cluster import local_cluster
 from tests.forecasters.candidate import DirectMLP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,9 +80,14 @@ def load() -> str:
 
 
 def cases(
-    model: Callable[[], object], series, spec: backtest.WalkForward, last: dict[str, backtest.BacktestResult]
+    model: Callable[[], object],
+    series,
+    spec: backtest.WalkForward,
+    last: dict[str, backtest.BacktestResult],
+    *,
+    dask: bool,
 ) -> dict[str, Callable[[], object]]:
-    """The three ways to run one backtest; each keeps its latest result in ``last``."""
+    """The ways to run one backtest (sequential and loky, or sequential and Dask); each keeps its latest result."""
 
     def sequential() -> None:
         last["n_jobs=1"] = backtest.run(model(), series, spec)
@@ -86,11 +95,15 @@ def cases(
     def loky() -> None:
         last["n_jobs=2 (loky)"] = backtest.run(model(), series, spec, n_jobs=2)
 
-    def dask() -> None:
+    def on_dask() -> None:
         with joblib.parallel_config(backend="dask"):
             last["n_jobs=2 (dask)"] = backtest.run(model(), series, spec, n_jobs=2)
 
-    return {"n_jobs=1": sequential, "n_jobs=2 (loky)": loky, "n_jobs=2 (dask)": dask}
+    return (
+        {"n_jobs=1": sequential, "n_jobs=2 (dask)": on_dask}
+        if dask
+        else {"n_jobs=1": sequential, "n_jobs=2 (loky)": loky}
+    )
 
 
 def tree_cpu() -> float:
@@ -132,7 +145,7 @@ def report(title: str, times: dict[str, list[float]], cpu: dict[str, list[float]
             f"  {name:<17} median {med:8.3f} s  speed-up {base / med:5.2f}x  CPU {spent:8.3f} s  "
             f"(CPU/wall {spent / med:4.2f})  [{runs}]"
         )
-    for name in ("n_jobs=2 (loky)", "n_jobs=2 (dask)"):
+    for name in [name for name in times if name != "n_jobs=1"]:
         per_block = (statistics.median(times[name]) - base) / blocks
         print(f"  {name}: {per_block * 1e3:+.2f} ms per block against n_jobs=1 ({blocks} blocks)")
 
@@ -156,24 +169,36 @@ def main() -> None:
     noop_blocks = int(NOOP_SPEC.refit_mask(noop_folds).sum())
     print(f"series: {path} ({len(series)} points); candidate: {folds} folds, {blocks} refit blocks")
 
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
-        results: dict[str, backtest.BacktestResult] = {}
-        cpu: dict[str, list[float]] = {}
-        times = interleaved(with_cpu(cases(lambda: DirectMLP(30), series, CANDIDATE_SPEC, results), cpu), args.repeats)
-        reference = results["n_jobs=1"].forecasts.tobytes()
-        identical = all(result.forecasts.tobytes() == reference for result in results.values())
-        print(f"forecasts bit-identical across n_jobs=1, loky and dask: {'yes' if identical else 'NO'}")
-        title = f"1. USD/CLP DirectMLP(30), refit every 10 origins (target >= {TARGET_SPEEDUP}x)"
-        report(title, times, cpu, blocks)
+    # loky first, before any Dask cluster exists: see local_cluster for what one leaves in the environment
+    results: dict[str, backtest.BacktestResult] = {}
+    cpu: dict[str, list[float]] = {}
+    times = interleaved(
+        with_cpu(cases(lambda: DirectMLP(30), series, CANDIDATE_SPEC, results, dask=False), cpu), args.repeats
+    )
+    report(f"1. USD/CLP DirectMLP(30), refit every 10 origins (target >= {TARGET_SPEEDUP}x)", times, cpu, blocks)
+    first = times
+    overhead_cpu: dict[str, list[float]] = {}
+    overhead = interleaved(
+        with_cpu(cases(NoOp, noop_series, NOOP_SPEC, {}, dask=False), overhead_cpu), max(args.repeats, 5)
+    )
 
+    with local_cluster():
         cpu = {}
-        overhead = interleaved(with_cpu(cases(NoOp, noop_series, NOOP_SPEC, {}), cpu), max(args.repeats, 5))
-        report(f"2. scheduling overhead: a no-op model, {noop_folds} folds", overhead, cpu, noop_blocks)
+        times = interleaved(
+            with_cpu(cases(lambda: DirectMLP(30), series, CANDIDATE_SPEC, results, dask=True), cpu), args.repeats
+        )
+        report("2. the same on a local Dask cluster (2 worker processes, one thread each)", times, cpu, blocks)
+        # the cluster's scheduler shares this process (and its GIL) with the sequential run beside it
+        alone = statistics.median(first["n_jobs=1"]) / statistics.median(times["n_jobs=2 (dask)"])
+        print(f"  n_jobs=2 (dask) against 1.'s n_jobs=1 (no cluster in this process): speed-up {alone:.2f}x")
+        dask_overhead = interleaved(
+            with_cpu(cases(NoOp, noop_series, NOOP_SPEC, {}, dask=True), overhead_cpu), max(args.repeats, 5)
+        )
+    reference = results["n_jobs=1"].forecasts.tobytes()
+    identical = all(result.forecasts.tobytes() == reference for result in results.values())
+    print(f"\nforecasts bit-identical across n_jobs=1, loky and dask: {'yes' if identical else 'NO'}")
+    overhead["n_jobs=2 (dask)"] = dask_overhead["n_jobs=2 (dask)"]
+    report(f"3. scheduling overhead: a no-op model, {noop_folds} folds", overhead, overhead_cpu, noop_blocks)
     print(f"\nload average after: {load()}")
 
 
