@@ -104,11 +104,16 @@ def store_args(args: argparse.Namespace) -> Store:
     return resolve_store(getattr(args, "tracking_uri", None), getattr(args, "artifact_root", None))
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str) -> int:
+    """An argparse ``type``: ``text`` as an int, or the error saying it is not one."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive_int(text: str) -> int:
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value

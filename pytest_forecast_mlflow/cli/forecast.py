@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, TextIO
 
-from pytest_forecast_mlflow.cli.base import CliError, Parser, connection_for
+from pytest_forecast_mlflow.cli.base import CliError, Parser, connection_for, whole_number
 from pytest_forecast_mlflow.report import significant
 
 if TYPE_CHECKING:
@@ -85,10 +85,7 @@ def cmd_forecast(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _history(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} must be 0 (all) or more")
     return value
