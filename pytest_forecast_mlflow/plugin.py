@@ -47,21 +47,21 @@ def _require_known_gate_metrics(names: tuple[str, ...]) -> None:
     The command line is parsed before them (see ``settings._metrics``), so a misspelt metric of your own
     could otherwise only be named by the first backtest, after the tests before it had run.
     """
-    from .settings import KNOWN_METRICS
+    from .settings import KNOWN_METRICS, unknown_metrics
 
     unknown = [name for name in names if name not in KNOWN_METRICS]
     if not unknown:
         return
     from backtest.metrics import registered_metrics
 
-    registered = tuple(registered_metrics())
+    registered = registered_metrics()
     missing = [name for name in unknown if name not in registered]
     if missing:
-        raise pytest.UsageError(
-            f"--forecast-gate-metrics: unknown gate metric(s) {', '.join(map(repr, missing))}; known metrics: "
-            f"{', '.join((*KNOWN_METRICS, *registered))}; correct the name, or register a metric of your own with "
-            "backtest.register_metric in a conftest.py (pytest loads those before the tests)"
+        fix = (
+            "correct the name, or register a metric of your own with backtest.register_metric in a conftest.py "
+            "(pytest loads those before the tests)"
         )
+        raise pytest.UsageError(f"--forecast-gate-metrics: {unknown_metrics(missing, registered, fix)}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

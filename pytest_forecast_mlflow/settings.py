@@ -11,7 +11,7 @@ import argparse
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,11 +116,22 @@ def _metrics(value: str) -> tuple[str, ...]:
     unknown = [name for name in unknown if name not in registered]
     if malformed or (unknown and library is not None):
         raise argparse.ArgumentTypeError(
-            f"unknown gate metric(s) {', '.join(map(repr, malformed or unknown))}; known metrics: "
-            f"{', '.join((*KNOWN_METRICS, *registered))}; a metric of your own must be registered before the "
-            "options are read (backtest.register_metric in conftest.py)"
+            unknown_metrics(
+                malformed or unknown,
+                registered,
+                "a metric of your own must be registered before the options are read (backtest.register_metric in "
+                "conftest.py)",
+            )
         )
     return names
+
+
+def unknown_metrics(unknown: Sequence[str], registered: Sequence[str], fix: str) -> str:
+    """The message refusing gate metrics nothing knows: the names, every known metric, then ``fix``."""
+    return (
+        f"unknown gate metric(s) {', '.join(map(repr, unknown))}; known metrics: "
+        f"{', '.join((*KNOWN_METRICS, *registered))}; {fix}"
+    )
 
 
 def _at_least_two(value: str) -> int:
