@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,16 +26,11 @@ import pandas as pd
 import pytest
 
 from pytest_forecast_mlflow.cli import main
+from tests.mlflow_server import free_port
 
 from .conftest import EXPERIMENT, LEAKY_VARIABLES, Store, make_project, run_tracked
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow, pytest.mark.usefixtures("hermetic")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

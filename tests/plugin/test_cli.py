@@ -29,6 +29,7 @@ from pytest_forecast_mlflow.cli.base import resolve_store
 from pytest_forecast_mlflow.cli.ui import ui_command
 from pytest_forecast_mlflow.store import default_artifact_root, default_tracking_uri
 from pytest_forecast_mlflow.tracking.views import Champion
+from tests.mlflow_server import free_port
 
 from .conftest import Store, make_project, run_tracked
 
@@ -727,12 +728,6 @@ def test_restore_rejects_a_folder_that_is_not_a_backup(project: Project, tmp_pat
 
 
 # ------------------------------------------------------------------------------------------------ ui
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def non_loopback_address() -> str | None:

@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient  # imported at collection: pytester restores sys.modules after each test
 
+from tests.mlflow_server import free_port
+
 from .conftest import INNER_FLAGS
-from .test_server import INNER, Server, _free_port
+from .test_server import INNER, Server
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow, pytest.mark.usefixtures("hermetic")]
 
@@ -249,7 +251,7 @@ def test_hanging_api_is_given_up_within_the_timeout(
 
 
 def test_password_with_slash_and_hash_is_refused_without_echoing_it(pytester: pytest.Pytester) -> None:
-    uri = f"http://alice:{AWKWARD_PASSWORD}@127.0.0.1:{_free_port()}"
+    uri = f"http://alice:{AWKWARD_PASSWORD}@127.0.0.1:{free_port()}"
     assert len(_leaks({"the URI itself": uri})) == 3  # S3cret, ab/cd, cd#
     result = _run(pytester, "secrets-refused", uri, *REPORTS, timeout=120)
 

@@ -7,20 +7,18 @@ after MLflow's default four minutes of retries.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient  # imported at collection: pytester restores sys.modules after each test
+
+from tests.mlflow_server import MlflowServer, free_port
 
 from .conftest import assert_quiet
 
@@ -55,70 +53,11 @@ def test_zz_stop_server():
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """A real ``mlflow server`` on 127.0.0.1 with a SQLite backend; restartable on the same port.
-
-    ``template`` is a database that already has MLflow's schema (the suite's empty template store): copied
-    in before the first start, it spares the server its migrations, and MLflow's background job runner is
-    off, as ``forecast-mlflow ui`` runs it; together they halve the start-up on a busy 2-core machine.
-    """
+class Server(MlflowServer):
+    """A real ``mlflow server`` on 127.0.0.1 with a SQLite backend (see tests/mlflow_server.py)."""
 
     def __init__(self, folder: Path, template: Path | None = None) -> None:
-        self.folder = folder
-        if template is not None:
-            shutil.copyfile(template, folder / "server.db")
-        self.port = _free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--backend-store-uri",
-                f"sqlite:///{self.folder / 'server.db'}",
-                "--artifacts-destination",
-                str(self.folder / "artifacts"),
-                "--workers",
-                "1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.folder / "server.log", "ab"),  # noqa: SIM115
-            start_new_session=True,
-            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(self.folder / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.uri + "/health", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("mlflow server did not become healthy within 90 s")
-
-    def stop(self) -> None:
-        """Kill the server's whole process group at once (a test's server holds nothing worth a clean stop;
-        the inner suites that stop a server on purpose send SIGTERM themselves)."""
-        if self.process and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        super().__init__(folder, template=template)
 
 
 @pytest.fixture
@@ -187,7 +126,7 @@ def test_logs_to_a_real_server_over_http(pytester, server):
 def test_unreachable_server_is_reported_within_seconds(pytester, uri):
     silent = None
     if uri == "refused":
-        uri = f"http://127.0.0.1:{_free_port()}"
+        uri = f"http://127.0.0.1:{free_port()}"
     elif uri == "silent":  # accepts connections, never answers
         silent = socket.socket()
         silent.bind(("127.0.0.1", 0))

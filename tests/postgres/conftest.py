@@ -22,13 +22,8 @@ import glob
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +32,7 @@ from typing import NoReturn, TypeVar
 import pytest
 
 # the suite's bytecode cache and hermetic environment for subprocesses (fixtures imported to register them)
+from tests.mlflow_server import MlflowServer, ServerFailed, free_port, log_tail
 from tests.plugin.conftest import _pycache, hermetic  # noqa: F401
 
 #: Where Debian puts the server binaries (``/usr/lib/postgresql/<major>/bin``); PATH is tried first.
@@ -71,21 +67,11 @@ def required(started: T | str) -> T:
     return started
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _binary(name: str) -> str:
     found = shutil.which(name) or next(iter(sorted(glob.glob(f"{DEBIAN_BINARIES}/{name}"), reverse=True)), None)
     if found is None:
         raise Unavailable(f"no {name!r} on PATH or in {DEBIAN_BINARIES}: apt-get install postgresql")
     return found
-
-
-def _tail(path: Path, chars: int = 2000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
 @dataclass(frozen=True)
@@ -150,7 +136,7 @@ def start_cluster() -> Cluster:
     for step in steps:
         done = subprocess.run([*as_user, *step], capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
-            log = _tail(folder / "postgres.log")
+            log = log_tail(folder / "postgres.log")
             stop_cluster(cluster)
             raise Unavailable(f"{Path(step[0]).name} exited {done.returncode}: {done.stdout}{done.stderr}{log}")
     try:
@@ -175,63 +161,25 @@ def stop_cluster(cluster: Cluster) -> None:
     shutil.rmtree(cluster.folder, ignore_errors=True)
 
 
-@dataclass
-class PostgresServer:
+class PostgresServer(MlflowServer):
     """A real ``mlflow server`` on the cluster, as the compose file runs it: proxied artifacts, two workers."""
 
-    cluster: Cluster
-    folder: Path
-    port: int
-    process: subprocess.Popen | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, cluster: Cluster, folder: Path, port: int) -> None:
+        super().__init__(
+            folder,
+            backend=cluster.uri(),
+            port=port,
+            workers=2,
+            serve_artifacts=True,
+            timeout=SERVER_START_TIMEOUT,
+        )
+        self.cluster = cluster
 
     def start(self) -> None:
-        log = self.folder / "server.log"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--backend-store-uri",
-                self.cluster.uri(),
-                "--serve-artifacts",
-                "--artifacts-destination",
-                str(self.folder / "artifacts"),
-                "--workers",
-                "2",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(log, "ab"),  # noqa: SIM115 - the server's process owns it
-            start_new_session=True,
-            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise Unavailable(f"mlflow server on PostgreSQL exited {self.process.returncode}: {_tail(log)}")
-            try:
-                with urllib.request.urlopen(self.uri + "/health", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise Unavailable(f"mlflow server on PostgreSQL not healthy within {SERVER_START_TIMEOUT:.0f} s: {_tail(log)}")
-
-    def stop(self) -> None:
-        """The whole process group (the workers are the CLI's children), at once: the data is thrown away."""
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        try:
+            super().start()
+        except ServerFailed as exc:
+            raise Unavailable(f"on PostgreSQL, {exc}") from None
 
 
 @pytest.fixture(scope="session")
