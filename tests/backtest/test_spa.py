@@ -92,3 +92,21 @@ def test_the_detectable_regression_is_the_critical_value_plus_power_in_standard_
     assert 0.8 * 2.49 * 0.025 < average.min_detectable < 1.2 * 2.49 * 0.025
     uniform = multi_horizon_spa(d, kind="uniform", deepest_lags=0, alpha=0.05)
     assert uniform.critical_value < average.critical_value  # the minimum of four statistics is smaller
+
+
+def test_the_statistic_is_studentised_by_the_natural_variance_of_consecutive_blocks():
+    """Pinned on a hand-made matrix: 8 origins, blocks of 4 (twice the overlap of 2), so 2 blocks per horizon.
+
+    The variance is the mean square of the demeaned 4-row block sums over 4 (not the paper's QS HAC, not
+    the Matlab code's sums of the 2-row chunks): here the sums are +s and -s, so it is s^2 / 4. Positive
+    where the candidate is worse, as the paper's L_bench - L_comp is positive where the benchmark is worse.
+    """
+    d = np.array([[2, 1], [1, 1], [2, 1], [1, 1], [0, -1], [1, 0], [0, 0], [1, 0]], dtype=float)
+    # horizon 1: mean 1, s = (6 - 2) / 2 = 2, variance 1; horizon 2: mean 0.375, s = 2.5, variance 1.5625
+    uniform = multi_horizon_spa(d, kind="uniform", deepest_lags=1)
+    assert uniform.block_length == 4
+    np.testing.assert_allclose(uniform.horizon_statistics, [np.sqrt(8) * 1 / 1, np.sqrt(8) * 0.375 / 1.25])
+    assert uniform.statistic == pytest.approx(np.sqrt(8) * 0.3)
+    # the average of the two: mean 0.6875, s = (5 - 0.5) / 2 = 2.25, variance 1.265625
+    average = multi_horizon_spa(d, kind="average", deepest_lags=1)
+    assert average.statistic == pytest.approx(np.sqrt(8) * 0.6875 / 1.125)
