@@ -228,13 +228,28 @@ def subprocess_variables(pycache: Path) -> dict[str, str]:
     return {"PYTHONPYCACHEPREFIX": str(pycache), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
+def configured(pytester: pytest.Pytester, *args: str) -> pytest.Config:
+    """``pytester.parseconfigure(*args)`` without the full garbage collection its unconfigure runs.
+
+    pytest's unraisable-exception plugin collects garbage when a config is unconfigured; in an xdist worker
+    whose heap holds what earlier tests made (mlflow's, torch's and SQLAlchemy's objects) that took 4-8 s
+    of teardown per configure on a loaded 2-core machine. pytester's own in-process runs switch it off the
+    same way (the stash key it sets); an unraisable exception is still reported, only not hunted for.
+    """
+    from _pytest.unraisableexception import gc_collect_iterations_key
+
+    config = pytester.parseconfigure(*args)
+    config.stash[gc_collect_iterations_key] = 0
+    return config
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:  # noqa: ARG001 - the hook's signature
     """Move what collection imported (mlflow, torch, SQLAlchemy: millions of long-lived objects) out of the
     garbage collector's sight (:func:`gc.freeze`), once per process.
 
-    Every ``pytester.parseconfigure`` config runs a full collection when it is unconfigured (pytest's
-    unraisable-exception check); over that heap each took about a second, 5-7 s of teardown for a test
-    that configures four times. Objects the tests create are still collected.
+    Full collections (pytest runs one at each session's end, and every ``pytester.parseconfigure`` config
+    at its unconfigure unless made by :func:`configured`) then walk only what the tests made since; those
+    objects are still collected.
     """
     gc.collect()
     gc.freeze()

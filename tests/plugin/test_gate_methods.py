@@ -18,6 +18,7 @@ from pytest_forecast_mlflow.keys import SETTINGS_KEY
 from pytest_forecast_mlflow.records import Record
 
 from ..backtest import gate_simulations as sim
+from .conftest import configured
 
 pytestmark = pytest.mark.usefixtures("hermetic")
 
@@ -124,6 +125,6 @@ def test_both_tests_are_holm_adjusted_and_judged_for_power(method: str) -> None:
 
 
 def test_the_earlier_test_is_chosen_by_name(pytester: pytest.Pytester) -> None:
-    config = pytester.parseconfigure("--mlflow-experiment", "probe", "--forecast-method", "dm-hln")
+    config = configured(pytester, "--mlflow-experiment", "probe", "--forecast-method", "dm-hln")
     assert config.stash[SETTINGS_KEY].method == "dm-hln"
-    assert pytester.parseconfigure("--mlflow-experiment", "probe").stash[SETTINGS_KEY].method == "dm"
+    assert configured(pytester, "--mlflow-experiment", "probe").stash[SETTINGS_KEY].method == "dm"

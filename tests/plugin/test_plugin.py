@@ -15,7 +15,7 @@ from pytest_forecast_mlflow.keys import SETTINGS_KEY
 from pytest_forecast_mlflow.session import ForecastSession
 from pytest_forecast_mlflow.store import mask_text, mask_uri
 
-from .conftest import INNER_FLAGS, make_project
+from .conftest import INNER_FLAGS, configured, make_project
 
 pytestmark = pytest.mark.usefixtures("hermetic")
 
@@ -153,7 +153,7 @@ def test_help_lists_every_option_in_one_group(pytester: pytest.Pytester) -> None
 
 def test_the_header_masks_credentials_in_the_tracking_uri(pytester: pytest.Pytester) -> None:
     # a server with credentials cannot be reached from here, so the session object is built directly
-    config = pytester.parseconfigure("--mlflow-experiment", "usdclp", "--forecast-tolerance", "2%")
+    config = configured(pytester, "--mlflow-experiment", "usdclp", "--forecast-tolerance", "2%")
     settings = dataclasses.replace(config.stash[SETTINGS_KEY], tracking_uri="https://fx-bot:s3cr3t@mlflow.example.com/")
 
     first, second = ForecastSession(config, settings).header_lines()

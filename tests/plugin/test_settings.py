@@ -18,7 +18,7 @@ import pytest
 from pytest_forecast_mlflow.keys import SETTINGS_KEY
 from pytest_forecast_mlflow.settings import Settings
 
-from .conftest import INNER_FLAGS, SUITE, make_project
+from .conftest import INNER_FLAGS, SUITE, configured, make_project
 
 pytestmark = pytest.mark.usefixtures("hermetic")
 
@@ -27,7 +27,7 @@ def settings_of(pytester: pytest.Pytester, *args: str, on: bool = True) -> Setti
     """The resolved settings; ``on`` switches the plugin on (off, only the experiment option is read)."""
     if on and not any(arg.startswith("--mlflow-experiment") for arg in args):
         args = ("--mlflow-experiment", "probe", *args)
-    return pytester.parseconfigure(*args).stash[SETTINGS_KEY]
+    return configured(pytester, *args).stash[SETTINGS_KEY]
 
 
 def literally(message: str | tuple[str, ...]) -> str:

@@ -1,4 +1,4 @@
-"""Under pytest-xdist, workers compute and the controller decides: ``-n 2`` and ``-n 4`` must log and
+"""Under pytest-xdist, workers compute and the controller decides: ``-n 4`` must log and
 judge exactly what ``-n 0`` does.
 
 Both sessions run the same inner suite (a candidate that regressed at 10d, so there is a verdict worth
@@ -38,16 +38,17 @@ REFERENCE_SUITE = """
 """
 
 
-@pytest.mark.parametrize("workers", [2, 4])
 def test_workers_log_and_judge_exactly_what_one_process_does(
-    pytester: pytest.Pytester, copy_champion, monkeypatch: pytest.MonkeyPatch, workers: int
+    pytester: pytest.Pytester, copy_champion, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # four workers for four tests: every test on a worker of its own, the most scattered a session gets
+    # (two workers cost as much and check less; test_concurrency runs -n 4 on a fresh store as well)
     make_project(pytester)
     pytester.makepyfile(test_reference=REFERENCE_SUITE)
     monkeypatch.setenv("FORECAST_E2E_MODELS", "10d=degraded")
     store_par, store_n0 = copy_champion("store-parallel"), copy_champion("store-n0")
 
-    parallel = run_tracked(pytester, store_par, "-n", str(workers))
+    parallel = run_tracked(pytester, store_par, "-n", "4")
     serial = run_tracked(pytester, store_n0, "-n", "0")
 
     for result in (parallel, serial):
@@ -60,7 +61,7 @@ def test_workers_log_and_judge_exactly_what_one_process_does(
             ]
         )
         result.stdout.fnmatch_lines(["ERROR forecast-gate - forecast gate: 10d rmse regressed (test_backtest[[]10])"])
-    parallel.stdout.fnmatch_lines([f"created: {workers}/{workers} workers", f"{workers} workers [[]4 items]"])
+    parallel.stdout.fnmatch_lines(["created: 4/4 workers", "4 workers [[]4 items]"])
     assert section(parallel) == section(serial)
     assert any(line.endswith("REGRESSED") for line in section(parallel))
 
