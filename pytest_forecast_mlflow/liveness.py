@@ -8,7 +8,10 @@ the writer's host, pid and process start time as tags; a later session, the dash
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import socket
 import time
 from collections.abc import Mapping
@@ -18,16 +21,21 @@ PID_TAG = "forecast.writer.pid"
 STARTED_TAG = "forecast.writer.started"
 
 
-def _process_started(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), which tells a reused pid apart."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (Linux): state first; None elsewhere."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             stat = handle.read()
     except OSError:
         return None
     # the command name (field 2) may hold spaces and parentheses: fields after the last ')' are fixed
-    fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else None
+    return stat.rpartition(")")[2].split()
+
+
+def _process_started(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), which tells a reused pid apart."""
+    fields = _stat(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
 
 
 def writer_tags() -> dict[str, str]:
@@ -45,12 +53,17 @@ def _writer_state(tags: Mapping[str, str]) -> str:
 
     Only a writer on this host, other than this process, can be known: another host's, an untagged
     run's (logged by something else) or our own is ``"unknown"``, never a guess. A live pid whose start
-    time differs from the recorded one is a reused pid: the writer is dead.
+    time differs from the recorded one is a reused pid: the writer is dead. So is a zombie (ended, its exit
+    status not collected yet: a killed session's helpers stay zombies where the container's init does not
+    reap them).
     """
     host, pid, started = tags.get(HOST_TAG), tags.get(PID_TAG), tags.get(STARTED_TAG, "")
     if not host or not pid or not pid.isdigit() or host != socket.gethostname() or int(pid) == os.getpid():
         return "unknown"
-    now = _process_started(int(pid))
+    fields = _stat(int(pid))
+    if fields and fields[0] in ("Z", "X"):  # a zombie has ended: only its exit status waits to be collected
+        return "dead"
+    now = fields[19] if fields is not None and len(fields) > 19 else None
     if now is not None:  # Linux: the start time tells a reused pid apart, when it was recorded
         comparable = bool(started) and not started.startswith("t")
         return "dead" if comparable and now != started else "alive"
@@ -75,3 +88,16 @@ def is_dead(tags: Mapping[str, str]) -> bool:
     declared dead: the answer would be a guess.
     """
     return _writer_state(tags) == "dead"
+
+
+def die_with_parent(parent: int) -> None:
+    """Have this process killed (SIGKILL) when ``parent``, the process that started it, ends (Linux).
+
+    For the session's helpers (the tracking process, the plots' process): a session killed with SIGKILL
+    takes them with it instead of leaving them to finish work nobody will collect. Where ``parent`` has
+    ended already, this process exits at once.
+    """
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)

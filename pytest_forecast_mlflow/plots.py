@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .inbox import drain
+from .liveness import die_with_parent
 from .records import Record, sanitize
 
 
@@ -215,11 +216,12 @@ class Drawing:
 
 
 def spawn(folder: Path) -> Drawing:
-    """Start a child of this interpreter that imports matplotlib and then waits for its jobs."""
+    """Start a child of this interpreter that imports matplotlib and then waits for its jobs; it dies with
+    this process (a killed session leaves no drawing behind, its folder swept by the next: see ..scratch)."""
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "MPLBACKEND": "Agg"}
     process = subprocess.Popen(
-        [sys.executable, "-m", __name__, str(folder)],
+        [sys.executable, "-m", __name__, str(folder), str(os.getpid())],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -228,7 +230,8 @@ def spawn(folder: Path) -> Drawing:
     return Drawing(process, folder)
 
 
-def _draw(folder: Path) -> None:
+def _draw(folder: Path, parent: int) -> None:
+    die_with_parent(parent)
     # read as they arrive (see ..inbox): the tracking process never waits for a drawing to finish
     jobs = drain(lambda: pickle.load(sys.stdin.buffer), "forecast-plots-inbox")  # noqa: S301 - the session's own
     import matplotlib.figure  # noqa: F401 - the slow import, done while the session still runs
@@ -245,4 +248,4 @@ def _draw(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    _draw(Path(sys.argv[1]))
+    _draw(Path(sys.argv[1]), int(sys.argv[2]))

@@ -14,7 +14,6 @@ import json
 import shutil
 import signal
 import sys
-import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import scratch
 from .gate import Baseline, Row, Verdict, compare_for, fails_session, judge, promotion_blocker
 from .models import save_model
 from .records import Record, from_result
@@ -100,7 +100,8 @@ class ForecastSession:
         """
         if self.worker:
             return
-        self.models_dir = Path(tempfile.mkdtemp(prefix="forecast-models-"))
+        scratch.sweep()  # the model files and plots of sessions killed before they could remove them
+        self.models_dir = scratch.make("models")
         self._owns_models_dir = True
         self._install_sigterm()
         from .tracking import git_info

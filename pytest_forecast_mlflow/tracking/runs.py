@@ -13,14 +13,13 @@ import math
 import platform
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from .. import __version__, scratch
 from ..gate import MULTI_HORIZON, TESTED, Verdict, fails_session
 from ..records import Record, naive_reference, sanitize
 from ..result import SessionResult
@@ -268,7 +267,7 @@ class RunWriter:
             if self.settings.plots and self.drawing is None:
                 from ..plots import spawn
 
-                self.drawing = spawn(Path(tempfile.mkdtemp(prefix="forecast-plots-")))
+                self.drawing = spawn(scratch.make("plots"))
         except Exception as exc:
             self.stream_error = self.connection.explain(exc, f"logging the folds of {record.model} {record.label}")
             return
@@ -401,7 +400,7 @@ class RunWriter:
         if not jobs and not drawn:
             self._stop_drawing(drawing)
             return None
-        drawing = drawing or spawn(Path(tempfile.mkdtemp(prefix="forecast-plots-")))
+        drawing = drawing or spawn(scratch.make("plots"))
         drawing.send(jobs, self.settings.gate_metrics[0])
         return drawing
 

@@ -111,12 +111,17 @@ def test_sigterm_while_logging_ends_the_run_killed_and_keeps_every_result(
 
 
 def test_sigkill_leaves_a_running_run_that_the_next_session_marks_killed(
-    pytester: pytest.Pytester, empty_store: Store, monkeypatch: pytest.MonkeyPatch, slow_session
+    pytester: pytest.Pytester, empty_store: Store, monkeypatch: pytest.MonkeyPatch, slow_session, tmp_path: Path
 ) -> None:
+    scratch = tmp_path / "tmp"  # the sessions' temporary directory
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     process, output = slow_session(empty_store)
 
     process.kill()
     process.wait(timeout=60)
+    left = list(scratch.glob("forecast-models-*"))
+    assert len(left) == 1, left  # its candidates' model files: nobody left to remove them
 
     (run,) = empty_store.runs()
     assert run.info.status == "RUNNING", output.read_text()
@@ -136,6 +141,8 @@ def test_sigkill_leaves_a_running_run_that_the_next_session_marks_killed(
     assert killed.info.status == "KILLED"
     assert killed.data.tags["forecast.killed_reason"]
     assert latest.info.status == "FINISHED"
+    assert not left[0].exists()  # the next session removed the dead one's scratch folder (and its own)
+    assert not list(scratch.glob("forecast-*"))
 
 
 def test_only_runs_whose_writer_is_certainly_gone_are_marked_killed(empty_store: Store) -> None:
