@@ -41,8 +41,8 @@ Adapted to overlapping walk-forward folds, and said here because it departs from
 
 Measured in ``tests/benchmarks/bench_mh_spa.py`` (horizons 5, 10, 20 and 30, step 1, 500 common origins,
 500 runs per row, alpha 5%): on differentials independent over time both tests reject equal models in
-5-6% of runs, as the paper's own algorithm (quadratic-spectral HAC, blocks of 3) does; on overlapping
-folds that algorithm rejects them in 14-16%, these adaptations in 6-7%, and in 9-11% when which model is
+5-6% of runs, as the paper's own algorithm (quadratic-spectral HAC, circular blocks of 3) does; on
+overlapping folds that algorithm rejects them in 9%, these adaptations in 7%, and in 9-11% when which model is
 better drifts between regimes (Holm over the per-horizon ``dm`` tests: 4-5%). They find a regression at
 every horizon more often than Holm over ``dm`` (10% worse everywhere: 43-47% against 28%), and a
 regression at one horizon only less often or no more often (10% worse at horizon 5: 9-11% against 23%;

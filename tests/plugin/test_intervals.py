@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 import backtest
-from backtest.metrics import _REGISTERED
 from pytest_forecast_mlflow.plots import figures
 from pytest_forecast_mlflow.records import from_result
 
@@ -93,15 +92,6 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     )
     pytester.syspathinsert()
     return pytester
-
-
-@pytest.fixture
-def registry():
-    """In-process sessions import the inner conftest into this process: its registrations are undone."""
-    before = dict(_REGISTERED)
-    yield
-    _REGISTERED.clear()
-    _REGISTERED.update(before)
 
 
 @pytest.mark.mlflow
