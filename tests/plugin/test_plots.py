@@ -1,4 +1,5 @@
-"""The PNGs logged on a candidate's run say what they show: titles, axes, and no invented champion."""
+"""The PNGs logged on a candidate's run say what they show (titles, axes, no invented champion); the process
+drawing them yields to the tests and dies with the process that started it."""
 
 from __future__ import annotations
 
@@ -63,3 +64,59 @@ def test_with_a_champion_the_plot_names_it_and_the_forecast_axis_carries_the_ser
 
     assert seen["3d_fold_error_vs_champion.png"][0] == "3d: per-fold rmse, candidate against champion"
     assert seen["3d_forecast_vs_actual.png"][1] == "USD/CLP (pesos per dollar)"
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from Linux's /proc ("gone" once reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "gone"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process states are read from Linux's /proc")
+def test_the_drawing_process_yields_to_the_tests_draws_and_dies_with_its_parent(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pytest_forecast_mlflow.plots import spawn
+
+    drawing = spawn(tmp_path / "drawn")
+    try:
+        for _ in range(100):  # it lowers its priority first thing
+            if os.getpriority(os.PRIO_PROCESS, drawing.process.pid) >= os.getpriority(os.PRIO_PROCESS, 0) + 10:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the drawing process runs at the tests' priority")
+        drawing.send([(_record(), None, None)], "rmse")
+        assert [p.suffix for p in drawing.collect(timeout=120)["Naive"]] == [".png"] * 3
+    finally:
+        drawing.stop()
+
+    # a session killed with SIGKILL takes its drawing with it, even while another process (here a fork of
+    # the starter; in a session, say, a model's worker) still holds the drawing's stdin open
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import os, time\nfrom pathlib import Path\n"
+         "from pytest_forecast_mlflow.plots import spawn\n"
+         f"drawing = spawn(Path({str(tmp_path / 'orphan')!r}))\nkeeper = os.fork()\n"
+         "if keeper == 0:\n    time.sleep(120)\n    os._exit(0)\n"
+         "print(drawing.process.pid, keeper, flush=True)\ntime.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert starter.stdout is not None  # stdout=PIPE
+    child, keeper = map(int, starter.stdout.readline().split())
+    try:
+        os.kill(starter.pid, signal.SIGKILL)
+        starter.wait()
+        for _ in range(100):
+            if _state(child) in ("Z", "X", "gone"):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the drawing process outlived the process that started it")
+    finally:
+        os.kill(keeper, signal.SIGKILL)
