@@ -233,9 +233,8 @@ def spawn(folder: Path) -> Drawing:
 def _draw(folder: Path, parent: int) -> None:
     die_with_parent(parent)
     # nothing waits for a drawing until the session's end, while the tests need the cores now: the
-    # drawing yields to them (and to the tracking process) and draws in their idle time. Measured on the
-    # main job's gated rerun (tests/benchmarks/bench_gated_run.py): 1.23-1.26x the plugin-off session
-    # against 1.34-1.37x at the same priority
+    # drawing yields to them (and to the tracking process) and draws in their idle time (on the main job's
+    # gated rerun a small gain, 0.3 s in the paired median, within a 2-core host's variation)
     if hasattr(os, "nice"):  # POSIX
         os.nice(10)
     # read as they arrive (see ..inbox): the tracking process never waits for a drawing to finish
