@@ -131,10 +131,9 @@ def _default_jobs(config: pytest.Config) -> int:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         return session.settings.jobs
-    from .settings import OPTIONS, _resolve
+    from .settings import resolve_one
 
-    option = next(option for option in OPTIONS if option.ini == "forecast_jobs")
-    return int(_resolve(config, option)[0])
+    return int(resolve_one(config, "forecast_jobs")[0])
 
 
 def _progress(config: pytest.Config, name: str) -> Callable[[int, int], None] | None:

@@ -502,6 +502,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def resolve_one(config: pytest.Config, ini: str) -> tuple[Any, str]:
+    """One option's value and where it came from (command line, environment, ini file or default), by its
+    ini key, with the same precedence and validation as :func:`resolve`; also with the plugin off."""
+    option = next((option for option in OPTIONS if option.ini == ini), None)
+    if option is None:
+        raise KeyError(f"no option with ini key {ini!r}")
+    return _resolve(config, option)
+
+
 def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str]:
     import pytest
 
