@@ -65,6 +65,7 @@ from backtest.spa import Kind, differentials, multi_horizon_spa  # noqa: E402
 from pytest_forecast_mlflow import gate  # noqa: E402
 from pytest_forecast_mlflow.records import Record  # noqa: E402
 from tests.backtest import gate_simulations as sim  # noqa: E402
+from tests.plugin.conftest import candidate_record  # noqa: E402
 
 ALPHA = 0.05
 HORIZONS = (5, 10, 20, 30)
@@ -293,21 +294,7 @@ def _gate_inputs(horizons: tuple[int, ...], folds: int) -> tuple[list[Record], g
         base = rng.gamma(8.0, 1.0, folds)
         champion[label] = gate.BaselineHorizon(label, h, 1, origins, actuals, {"rmse": base.tolist()})
         values = (base * rng.lognormal(0.0, 0.05, folds)).tolist()
-        records.append(
-            Record(
-                nodeid=f"t.py::t[{h}]",
-                location=("t.py", 1, "t"),
-                model="candidate",
-                role="candidate",
-                label=label,
-                horizon=h,
-                step=1,
-                origins=origins,
-                actuals=actuals,
-                fold_metrics={"rmse": values},
-                data={"data.sha256": "same"},
-            )
-        )
+        records.append(candidate_record(label, h, origins, {"rmse": values}))
     return records, gate.Baseline("fx", "1", "alias champion", "0" * 16, "naive", "same", champion)
 
 

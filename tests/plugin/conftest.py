@@ -31,6 +31,7 @@ import pytest
 # modules again (backtest -> scipy -> numpy.fft), which numpy 2 refuses. Importing the library here, like
 # the root conftest does with numpy and pandas, keeps those modules loaded across runs.
 import backtest  # noqa: F401
+from pytest_forecast_mlflow.records import Record
 from pytest_forecast_mlflow.settings import OPTIONS
 
 EXPERIMENT = "forecaster"
@@ -149,6 +150,23 @@ def project_files() -> dict[str, str]:
 #: guard itself is tested with its defaults in test_gate_integrity. Plots are off (drawing them was
 #: about a second of every inner session); the tests about plots pass --mlflow-plots on.
 INNER_INI = "[pytest]\nforecast_min_folds = 10\nforecast_max_detectable = 60\nmlflow_plots = off\n"
+
+
+def candidate_record(label: str, horizon: int, origins: list[str], fold_metrics: dict[str, list[float]]) -> Record:
+    """A candidate's backtest record at one horizon (step 1, zero actuals), for the gate's pure functions."""
+    return Record(
+        nodeid=f"test_x.py::test[{label}]",
+        location=("test_x.py", 1, "test"),
+        model="candidate",
+        role="candidate",
+        label=label,
+        horizon=horizon,
+        step=1,
+        origins=origins,
+        actuals=[[0.0] * horizon for _ in origins],
+        fold_metrics=fold_metrics,
+        data={"data.sha256": "same"},
+    )
 
 
 def make_project(pytester: pytest.Pytester) -> None:

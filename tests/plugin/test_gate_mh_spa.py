@@ -15,9 +15,8 @@ import pytest
 
 from pytest_forecast_mlflow import report
 from pytest_forecast_mlflow.gate import Baseline, BaselineHorizon, Row, Verdict, compare_record, decide
-from pytest_forecast_mlflow.records import Record
 
-from .conftest import EXPERIMENT, Store, make_project, run_tracked
+from .conftest import EXPERIMENT, Store, candidate_record, make_project, run_tracked
 
 pytestmark = pytest.mark.usefixtures("hermetic")
 
@@ -86,22 +85,6 @@ def test_an_equal_candidate_passes_the_joint_test(pytester: pytest.Pytester, cha
 FOLDS = 200
 
 
-def _record(label: str, horizon: int, origins: list[str], values: np.ndarray) -> Record:
-    return Record(
-        nodeid=f"test_x.py::test[{label}]",
-        location=("test_x.py", 1, "test"),
-        model="candidate",
-        role="candidate",
-        label=label,
-        horizon=horizon,
-        step=1,
-        origins=origins,
-        actuals=[[0.0] * horizon for _ in origins],
-        fold_metrics={"rmse": values.tolist(), "mae": (0.8 * values).tolist()},
-        data={"data.sha256": "same"},
-    )
-
-
 def _verdict(
     method: str,
     scales: dict[int, float],
@@ -129,7 +112,10 @@ def _verdict(
         )
         candidate = champion * scale * rng.lognormal(0.0, 0.05, folds)
         first = 0 if k == 0 else folds // 10  # the later horizons scored fewer origins: the joint test uses the common
-        records.append(_record(label, horizon, origins[first:], candidate[first:]))
+        values = candidate[first:]
+        records.append(
+            candidate_record(label, horizon, origins[first:], {"rmse": values.tolist(), "mae": (0.8 * values).tolist()})
+        )
     baseline = Baseline("fx", "3", "alias champion", "0123456789abcdef", "naive", "same", horizons)
     shipped = [
         Row.from_json(json.loads(json.dumps(row.to_json())))
