@@ -32,9 +32,9 @@ def _stat(pid: int) -> list[str] | None:
     return stat.rpartition(")")[2].split()
 
 
-def _process_started(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), which tells a reused pid apart."""
-    fields = _stat(pid)
+def _started(fields: list[str] | None) -> str | None:
+    """A process's start time in clock ticks since boot, from its :func:`_stat` fields: it tells a reused
+    pid apart."""
     return fields[19] if fields is not None and len(fields) > 19 else None
 
 
@@ -44,7 +44,7 @@ def writer_tags() -> dict[str, str]:
     return {
         HOST_TAG: socket.gethostname(),
         PID_TAG: str(pid),
-        STARTED_TAG: _process_started(pid) or f"t{int(time.time())}",
+        STARTED_TAG: _started(_stat(pid)) or f"t{int(time.time())}",
     }
 
 
@@ -63,7 +63,7 @@ def _writer_state(tags: Mapping[str, str]) -> str:
     fields = _stat(int(pid))
     if fields and fields[0] in ("Z", "X"):  # a zombie has ended: only its exit status waits to be collected
         return "dead"
-    now = fields[19] if fields is not None and len(fields) > 19 else None
+    now = _started(fields)
     if now is not None:  # Linux: the start time tells a reused pid apart, when it was recorded
         comparable = bool(started) and not started.startswith("t")
         return "dead" if comparable and now != started else "alive"

@@ -169,6 +169,14 @@ def candidate_record(label: str, horizon: int, origins: list[str], fold_metrics:
     )
 
 
+def process_state(pid: int) -> str:
+    """A process's state letter from Linux's /proc (``Z`` a zombie), ``"gone"`` once it is reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "gone"
+
+
 def make_project(pytester: pytest.Pytester) -> None:
     pytester.makeini(INNER_INI)
     pytester.makepyfile(**project_files())

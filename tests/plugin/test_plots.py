@@ -15,6 +15,8 @@ from pytest_forecast_mlflow.gate import BaselineHorizon
 from pytest_forecast_mlflow.plots import figures
 from pytest_forecast_mlflow.records import Record, from_result
 
+from .conftest import process_state
+
 
 def _record(series_name: str = "") -> Record:
     values = 100 + np.cumsum(np.random.default_rng(5).normal(0, 1, 80))
@@ -66,14 +68,6 @@ def test_with_a_champion_the_plot_names_it_and_the_forecast_axis_carries_the_ser
     assert seen["3d_forecast_vs_actual.png"][1] == "USD/CLP (pesos per dollar)"
 
 
-def _state(pid: int) -> str:
-    """A process's state letter from Linux's /proc ("gone" once reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return "gone"
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process states are read from Linux's /proc")
 def test_the_drawing_process_yields_to_the_tests_draws_and_dies_with_its_parent(tmp_path: Path) -> None:
     import os
@@ -113,7 +107,7 @@ def test_the_drawing_process_yields_to_the_tests_draws_and_dies_with_its_parent(
         os.kill(starter.pid, signal.SIGKILL)
         starter.wait()
         for _ in range(100):
-            if _state(child) in ("Z", "X", "gone"):
+            if process_state(child) in ("Z", "X", "gone"):
                 break
             time.sleep(0.05)
         else:

@@ -15,6 +15,8 @@ import pytest
 from pytest_forecast_mlflow import scratch
 from pytest_forecast_mlflow.liveness import HOST_TAG, PID_TAG, writer_tags
 
+from .conftest import process_state
+
 
 @pytest.fixture
 def tmp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -92,9 +94,8 @@ def test_a_zombie_writer_is_dead(tmp_root: Path) -> None:
     try:
         assert ended.stdout is not None  # stdout=PIPE
         tags = json.loads(ended.stdout.readline())
-        stat = Path(f"/proc/{ended.pid}/stat")
         for _ in range(200):  # not waited for: it stays a zombie until ended.wait()
-            if stat.read_text().rpartition(")")[2].split()[0] == "Z":
+            if process_state(ended.pid) == "Z":
                 break
             time.sleep(0.05)
         else:
