@@ -470,9 +470,17 @@ class Settings:
         return self.experiment is not None
 
 
+def _option(ini: str) -> Option:
+    """The option whose ini key is ``ini``."""
+    option = next((option for option in OPTIONS if option.ini == ini), None)
+    if option is None:
+        raise KeyError(f"no option with ini key {ini!r}")
+    return option
+
+
 def default_of(ini: str) -> Any:
     """The default of the option whose ini key is ``ini`` (the CLI shows what the plugin uses by default)."""
-    return next(option.default for option in OPTIONS if option.ini == ini)
+    return _option(ini).default
 
 
 def addoptions(parser: pytest.Parser) -> None:
@@ -505,10 +513,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 def resolve_one(config: pytest.Config, ini: str) -> tuple[Any, str]:
     """One option's value and where it came from (command line, environment, ini file or default), by its
     ini key, with the same precedence and validation as :func:`resolve`; also with the plugin off."""
-    option = next((option for option in OPTIONS if option.ini == ini), None)
-    if option is None:
-        raise KeyError(f"no option with ini key {ini!r}")
-    return _resolve(config, option)
+    return _resolve(config, _option(ini))
 
 
 def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str]:
