@@ -33,16 +33,15 @@ def make(kind: str) -> Path:
     return folder
 
 
-def sweep(root: Path | None = None) -> list[Path]:
-    """Remove the scratch folders under ``root`` (the temporary directory) whose writer is certainly dead.
+def sweep() -> list[Path]:
+    """Remove the scratch folders in the temporary directory whose writer is certainly dead.
 
     Returns the folders removed. Nothing here raises: a folder that cannot be read or removed is left
     for the next session (it is scratch, never a user's result).
     """
-    root = Path(tempfile.gettempdir()) if root is None else root
     removed: list[Path] = []
     try:
-        entries = list(root.iterdir())
+        entries = list(Path(tempfile.gettempdir()).iterdir())
     except OSError:
         return removed
     for folder in entries:
