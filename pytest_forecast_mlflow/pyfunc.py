@@ -115,6 +115,13 @@ def _name_kwarg(name: str) -> dict[str, str]:
     return {"name": name} if major >= 3 else {"artifact_path": name}
 
 
+def logs_into_models() -> bool:
+    """MLflow 3: models are entities of their own (logged models), logged without an active run."""
+    import inspect
+
+    return "model_id" in inspect.signature(mlflow.pyfunc.log_model).parameters
+
+
 def _pickle_format() -> dict[str, str]:
     """MLflow 3.x may default to torch.export ('pt2'), which needs tensor signatures; pickle works for any module."""
     import inspect
@@ -167,9 +174,11 @@ def _pinned_requirements_trusted() -> Iterator[None]:
         yield
 
 
-def log_bundle(files: dict[str, tuple[str, str | None, Any, int]]) -> tuple[str, str | None]:
-    """Log the per-label model files as one pyfunc model in the active run; return its model URI and,
-    on MLflow 3, its logged model's id (None on 2.x)."""
+def log_bundle(
+    files: dict[str, tuple[str, str | None, Any, int]], model_id: str | None = None
+) -> tuple[str, str | None]:
+    """Log the per-label model files as one pyfunc model: into the logged model ``model_id`` (MLflow 3),
+    else into the active run; return its model URI and, on MLflow 3, its logged model's id (None on 2.x)."""
     torch_used = any(kind == "torch" for _, kind, _, _ in files.values())
     requirements = _requirements(torch_used)
     with tempfile.TemporaryDirectory(prefix="forecast-bundle-") as tmp, _pinned_requirements_trusted():
@@ -205,5 +214,6 @@ def log_bundle(files: dict[str, tuple[str, str | None, Any, int]]) -> tuple[str,
             code_paths=code_paths,
             signature=signature(),
             **_name_kwarg("model"),
+            **({"model_id": model_id} if model_id else {}),
         )
     return info.model_uri, getattr(info, "model_id", None)

@@ -6,6 +6,7 @@ carries, and are tested without a store.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -239,9 +240,8 @@ class RunWriter:
         """Write a candidate's per-fold series while the session's later tests run.
 
         Its run is created with the first of its records (RUNNING, writer tags naming the session's
-        process, so a killed session leaves it for the next to mark KILLED); each record's series go in
-        at steps >= 1. :meth:`log_session` completes the run: step 0 of each series comes after the model,
-        as everywhere (see :meth:`_log_model_run`). A failure is kept and raised by :meth:`log_session`.
+        process, so a killed session leaves it for the next to mark KILLED); :meth:`log_session` completes
+        the run. A failure is kept and raised by :meth:`log_session`.
         """
         if not record.ok or self.stream_error is not None:
             return
@@ -261,8 +261,7 @@ class RunWriter:
                     tags=self._masked(first),
                 )
                 streamed = self.streamed[record.model] = _Streamed(run.info.run_id, start)
-            folds = [m for m in fold_metrics([record], streamed.start) if m[3] > 0]
-            self._batched(streamed.run_id, metrics=folds, params=[], tags=[])
+            self._batched(streamed.run_id, metrics=fold_metrics([record], streamed.start), params=[], tags=[])
             streamed.labels.add(record.label)
             if self.settings.plots and self.drawing is None:
                 from ..plots import spawn
@@ -404,11 +403,13 @@ class RunWriter:
         drawing.send(jobs, self.settings.gate_metrics[0])
         return drawing
 
-    def _log_model_artifact(self, run_id: str, records: list[Record]) -> tuple[str | None, str | None, str | None]:
+    def _log_model_artifact(
+        self, experiment_id: str, run_id: str, records: list[Record], params: dict[str, str], tags: dict[str, str]
+    ) -> tuple[str | None, str | None, str | None]:
         """Log the candidate's model: ``(model URI, logged model id, error)``; a failure is reported, never
         allowed to lose the run's metrics."""
         try:
-            return (*self._log_model(run_id, records), None)
+            return (*self._log_model(experiment_id, run_id, records, params, tags), None)
         except Exception as exc:
             text = mask_text(str(exc), secrets_from=self.connection.uri)
             message = f"{type(exc).__name__}: {text.splitlines()[0][:500] if text else ''}"
@@ -491,16 +492,15 @@ class RunWriter:
             if streamed is not None:
                 self._batched(run_id, metrics=[], params=[], tags=[RunTag(k, v) for k, v in tags.items()])
             self._batched(run_id, metrics=[], params=[Param(k, v) for k, v in params.items()], tags=[])
-            # the model before any step-0 value: logging a model, MLflow 3 reads back the history of every
-            # metric of the run and re-logs its step-0 values linked to the model (seconds for a run's
-            # hundred metrics); the step-less metrics are linked to it here directly instead
             model_error = model_id = None
             if role == "candidate":
-                model_uri, model_id, model_error = self._log_model_artifact(run_id, records)
+                model_uri, model_id, model_error = self._log_model_artifact(
+                    experiment_id, run_id, records, params, tags
+                )
             aggregates = aggregate_metrics(records, result.skill, verdict, start)
             self._batched(run_id, metrics=aggregates, params=[], tags=[], model_id=model_id)
             done = streamed.labels if streamed is not None else set()
-            folds = [m for r in records for m in fold_metrics([r], start) if r.label not in done or m[3] == 0]
+            folds = fold_metrics([r for r in records if r.label not in done], start)
             self._batched(run_id, metrics=folds, params=[], tags=[])
             for record in records:
                 if record.ok:
@@ -582,14 +582,40 @@ class RunWriter:
             except Exception as exc:  # a UI nicety; the fingerprint params carry the same facts
                 log.warning("could not record the dataset input: %s", exc)
 
-    def _log_model(self, run_id: str, records: list[Record]) -> tuple[str | None, str | None]:
+    def _log_model(
+        self, experiment_id: str, run_id: str, records: list[Record], params: dict[str, str], tags: dict[str, str]
+    ) -> tuple[str | None, str | None]:
         files = {
             r.label: (r.model_file, r.model_kind, r.input_example, r.horizon) for r in records if r.ok and r.model_file
         }
         if not files:
             return None, None
-        from ..pyfunc import log_bundle
+        from ..pyfunc import log_bundle, logs_into_models
 
+        if logs_into_models():
+            # MLflow 3: the logged model is made here, linked to the run as its source and output, and the
+            # bundle logged into it outside the run. Logged inside the run, MLflow would read back the whole
+            # history of every metric the run has (the per-fold series streamed during the tests: ~0.5 s at the
+            # session's end) to link their step-0 values, the first fold's, to the model as if they were its
+            # scores; the model's metrics are the run's step-less aggregates, linked by _log_model_run.
+            from mlflow.entities import LoggedModelOutput
+
+            model = self.client.create_logged_model(
+                experiment_id,
+                name="model",
+                source_run_id=run_id,
+                params=params,
+                tags={k: v for k, v in tags.items() if k.startswith(("mlflow.source.", "forecast."))},
+            )
+            try:
+                with quiet_mlflow():
+                    uri, model_id = log_bundle(files, model_id=model.model_id)
+            except Exception:
+                with contextlib.suppress(Exception):  # the run's forecast.model_error tag says why
+                    self.client.finalize_logged_model(model.model_id, "FAILED")
+                raise
+            self.client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+            return uri, model_id
         try:
             with self.connection.mlflow.start_run(run_id=run_id, nested=False), quiet_mlflow():
                 return log_bundle(files)

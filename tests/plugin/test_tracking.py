@@ -654,6 +654,23 @@ def test_a_torch_candidate_is_logged_through_mlflow_pytorch_inside_the_bundle(
     assert type(module).__name__ == "LinearDrift"
     assert module.lookback == 4
 
+    # the champion names the run it came from; on MLflow 3 the bundle is a logged model of its own, made from
+    # that run (its source and output), scored by the run's step-less aggregates, not by the first fold's values
+    client = empty_store.client()
+    (run,) = empty_store.runs()  # logging the model made no run of its own
+    version = client.get_model_version_by_alias(EXPERIMENT, "champion")
+    assert version.run_id == run.info.run_id
+    if hasattr(client, "get_logged_model"):
+        (output,) = client.get_run(run.info.run_id).outputs.model_outputs
+        logged = client.get_logged_model(output.model_id)
+        assert (logged.source_run_id, str(logged.status)) == (run.info.run_id, "READY")
+        assert version.source == f"models:/{logged.model_id}"
+        assert logged.params["5d.horizon"] == "5"
+        assert logged.tags["forecast.session"] == run.data.tags["forecast.session"]
+        scores = {metric.key: metric.value for metric in logged.metrics}
+        assert scores["5d/rmse_mean"] == run.data.metrics["5d/rmse_mean"]
+        assert "5d/rmse" not in scores
+
 
 def test_without_a_uri_the_embedded_store_lives_under_the_rootdir_and_mlflow_tracking_uri_overrides_it(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -496,7 +496,7 @@ def test_streamed_folds_are_completed_by_the_session_end_each_value_once(tmp_pat
         assert opened.info.status == "RUNNING"  # a session killed now leaves it for the next one to mark KILLED
         assert opened.data.tags[PID_TAG] == "4242"
         assert opened.data.tags["forecast.session"] == result.session_id
-        assert _history(client, opened.info.run_id, "5d/rmse") == [1, 2]  # step 0 follows the model
+        assert _history(client, opened.info.run_id, "5d/rmse") == [0, 1, 2]  # every fold, while the tests run
         assert "5d/rmse_mean" not in opened.data.metrics
 
         logged = {run.model: run for run in tracking.log_session(experiment_id, result)}
@@ -516,6 +516,35 @@ def test_streamed_folds_are_completed_by_the_session_end_each_value_once(tmp_pat
     # 5d drawn while the "tests" ran (its naive reference arrived), 10d (no naive reference) at the end
     assert {"plots/5d_forecast_vs_actual.png", "plots/10d_forecast_vs_actual.png"} <= plots
     assert len(plots) == 6
+
+
+@pytest.mark.mlflow
+@pytest.mark.usefixtures("unset_mlflow_environment")
+def test_a_model_that_cannot_be_logged_fails_its_run_and_keeps_every_metric(tmp_path: Path, empty_store) -> None:
+    from pytest_forecast_mlflow.tracking import Tracking
+
+    damaged = tmp_path / "model.pkl"
+    damaged.write_bytes(b"not a pickle")
+    record = dataclasses.replace(complete_record(), model_file=str(damaged))
+    result = SessionResult(
+        session_id="s" * 32, status="FINISHED", records=(record,), outcomes={record.nodeid: "passed"},
+        verdict=None, baseline=None, skill={}, tags={},
+    )  # fmt: skip
+    client = empty_store.client()
+    with Tracking(settings_for(tmp_path, empty_store.uri)) as tracking:
+        experiment_id = tracking.experiment_id("units")
+        tracking.runs.stream(experiment_id, record, result.session_id, result.tags)
+        (logged,) = tracking.log_session(experiment_id, result)
+
+    assert (logged.model_uri, logged.error is not None) == (None, True)
+    run = client.get_run(logged.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["forecast.model_error"].startswith("UnpicklingError")
+    assert _history(client, logged.run_id, "5d/rmse") == [0, 1, 2]
+    assert run.data.metrics["5d/rmse_mean"] == 2.0
+    if hasattr(client, "search_logged_models"):  # MLflow 3: the model it began is marked failed, not left pending
+        (model,) = client.search_logged_models(experiment_ids=[experiment_id])
+        assert (model.source_run_id, str(model.status)) == (logged.run_id, "FAILED")
 
 
 @pytest.mark.mlflow
