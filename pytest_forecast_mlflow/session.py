@@ -458,7 +458,6 @@ class ForecastSession:
 
         try:
             self.service.request("use_path", list(sys.path), wanted=False)
-            self.service.request("check_available").result()
             logged = self.service.request("log_session", result).result()
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while writing: the runs end KILLED, the results are kept
             path = self._spool(

@@ -81,9 +81,6 @@ class Tracking:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def check_available(self) -> None:
-        self.connection.check_available()
-
     def experiment_id(self, name: str) -> str:
         return self.connection.experiment_id(name)
 
@@ -94,6 +91,8 @@ class Tracking:
         return self.baseline.resolve()
 
     def log_session(self, experiment_id: str, result: SessionResult) -> list[LoggedRun]:
+        """Write the session's runs; a server gone since the session began fails this before any is half-written."""
+        self.connection.check_available()
         return self.runs.log_session(experiment_id, result)
 
     def session_runs(self, experiment_id: str, session_id: str) -> list[Any]:

@@ -249,6 +249,7 @@ class RunWriter:
             self.references.append(record)
             self._feed_plots()
             return
+        doing = f"logging the folds of {record.model} {record.label}"
         try:
             streamed = self.streamed.get(record.model)
             if streamed is None:
@@ -261,17 +262,21 @@ class RunWriter:
                     tags=self._masked(first),
                 )
                 streamed = self.streamed[record.model] = _Streamed(run.info.run_id, start)
-            self._batched(streamed.run_id, metrics=fold_metrics([record], streamed.start), params=[], tags=[])
-            streamed.labels.add(record.label)
             if self.settings.plots and self.drawing is None:
                 from ..plots import spawn
 
                 self.drawing = spawn(scratch.make("plots"))
         except Exception as exc:
-            self.stream_error = self.connection.explain(exc, f"logging the folds of {record.model} {record.label}")
+            self.stream_error = self.connection.explain(exc, doing)
             return
+        # the plots' process draws this horizon while its series are written (the last one's are awaited)
         self.candidates[(record.model, record.label)] = record
         self._feed_plots()
+        try:
+            self._batched(streamed.run_id, metrics=fold_metrics([record], streamed.start), params=[], tags=[])
+            streamed.labels.add(record.label)
+        except Exception as exc:
+            self.stream_error = self.connection.explain(exc, doing)
 
     def _plot_job(self, record: Record, baseline: Baseline | None, references: list[Record]) -> tuple[Job, tuple]:
         """A candidate horizon's plots (with the champion's folds and the naive reference), and what they show."""

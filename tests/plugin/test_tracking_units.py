@@ -8,8 +8,10 @@ The params/metrics and ``SessionResult`` tests need no store; the connection tes
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
+import pickle
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -659,3 +661,42 @@ def test_a_busy_tracking_process_never_makes_the_session_wait_to_hand_over_a_rec
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "released [2000000, 2000000, 2000000]"
+
+
+def test_a_record_the_tracking_process_received_is_handed_over_again_as_a_reference() -> None:
+    from pytest_forecast_mlflow.tracking import agent
+
+    # a 90-day horizon's 500 folds, each its own lists
+    streamed = dataclasses.replace(
+        complete_record(label="90d"),
+        actuals=[[1.0] * 90 for _ in range(500)],
+        forecasts=[[1.5] * 90 for _ in range(500)],
+    )
+    merged = complete_record(label="10d")  # from an xdist worker: never streamed
+    result = SessionResult(
+        session_id="s" * 32, status="FINISHED", records=(streamed, merged), outcomes={}, verdict=None,
+        baseline=None, skill={}, tags={},
+    )  # fmt: skip
+    twin = dataclasses.replace(streamed)  # equal, but not the object sent: it may differ, so it travels whole
+
+    def pickled(message: Any, shipped: dict[int, tuple[int, Any]]) -> bytes:
+        buffer = io.BytesIO()
+        agent._Pickler(buffer, shipped).dump(message)
+        return buffer.getvalue()
+
+    shipped = {id(streamed): (0, streamed)}
+    whole, referring = pickled(result, {}), pickled(result, shipped)
+    assert len(referring) < 3_000 < 700_000 < len(whole)
+
+    received = [pickle_copy(streamed)]  # what the child unpickled from the stream request
+    restored = agent._Unpickler(referring, received).load()
+    assert restored.records[0] is received[0]
+    assert restored.records[1] == merged
+    assert restored.records[1] is not merged
+    assert agent._Unpickler(pickled(twin, shipped), received).load() is not received[0]
+    with pytest.raises(RuntimeError, match="refers to one the tracking process received"):
+        pickle.loads(referring)  # only the child's unpickler knows what the reference stands for
+
+
+def pickle_copy(value: Any) -> Any:
+    return pickle.loads(pickle.dumps(value))
