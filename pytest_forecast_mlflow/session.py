@@ -100,18 +100,19 @@ class ForecastSession:
         """
         if self.worker:
             return
-        scratch.sweep()  # the model files and plots of sessions killed before they could remove them
-        self.models_dir = scratch.make("models")
-        self._owns_models_dir = True
-        self._install_sigterm()
         from .tracking import git_info
         from .tracking.agent import open_service
 
-        self.git = git_info(self.settings.rootdir)
+        # first: the session's first test waits for the store to open (importing mlflow, 1.7 s)
         self.service = open_service(self.settings)
         self._opening = self.service.request("open")
         reading = self.service.request("resolve_baseline") if self.settings.gate != "off" else None
         self._starting = (self.service.request("reap_dead_runs"), reading)
+        scratch.sweep()  # the model files and plots of sessions killed before they could remove them
+        self.models_dir = scratch.make("models")
+        self._owns_models_dir = True
+        self._install_sigterm()
+        self.git = git_info(self.settings.rootdir)
         if self.settings.gate == "off":
             self.baseline_note = "gate off"
         if session.config.pluginmanager.has_plugin("dsession"):  # xdist: workers start with the baseline

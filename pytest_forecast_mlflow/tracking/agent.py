@@ -121,9 +121,16 @@ class Service:
         raise ValueError(f"unknown request {method!r}")
 
     def idle(self) -> None:
-        """Work nobody waits for, done between an answer and the next request: :func:`_settle` (0.17 s)."""
+        """Work nobody waits for, done between an answer and the next request (after the store opened).
+
+        backtest (scipy with it) is imported: the verdict unpickled at the session's end holds its comparisons,
+        and importing it then kept the session waiting 0.13-0.2 s; before the fork, 0.16 s longer at its first
+        test. Then :func:`_settle` (0.17 s).
+        """
         if self.unsettled:
             self.unsettled = False
+            import backtest.compare  # noqa: F401
+
             _settle()
 
     def interrupt(self) -> None:
@@ -376,14 +383,10 @@ def open_service(settings: Settings) -> InProcess | Forked:
     writer = writer_tags()
     if not hasattr(os, "fork") or "mlflow" in sys.modules or threading.active_count() > 1:
         return InProcess(settings, writer)
-    # pandas (numpy with it) and backtest (scipy with it) are imported here, before the fork, because both
-    # processes need them: the session's tests, mlflow's import in the child, and the verdict the child
-    # unpickles at the session's end (its comparisons are backtest's). Imported after the fork they are
-    # imported twice: 0.5-0.7 s of CPU more per session, which a session running on both cores pays in wall
-    # time, and backtest's 0.13-0.2 s while the session waits for its runs (measured).
+    # pandas (numpy with it) is imported here, before the fork, because both processes need it: the
+    # session's tests and mlflow's import in the child. Imported after the fork it is imported twice,
+    # 0.5-0.7 s of CPU more per session, which a session running on both cores pays in wall time.
     import pandas  # noqa: F401
-
-    import backtest  # noqa: F401
 
     service = Service(settings, writer)
     from multiprocessing import Pipe
