@@ -119,7 +119,10 @@ def logs_into_models() -> bool:
     """MLflow 3: models are entities of their own (logged models), logged without an active run."""
     import inspect
 
-    return "model_id" in inspect.signature(mlflow.pyfunc.log_model).parameters
+    client = mlflow.MlflowClient
+    return "model_id" in inspect.signature(mlflow.pyfunc.log_model).parameters and all(
+        hasattr(client, name) for name in ("create_logged_model", "finalize_logged_model", "log_outputs")
+    )
 
 
 def _pickle_format() -> dict[str, str]:
