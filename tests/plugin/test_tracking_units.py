@@ -472,6 +472,14 @@ def complete_record(**kwargs: Any) -> Record:
     )
 
 
+def finished(*records: Record, tags: dict[str, str] | None = None) -> SessionResult:
+    """A finished session's result: ``records``, each one's test passed, nothing gated."""
+    return SessionResult(
+        session_id="s" * 32, status="FINISHED", records=records, outcomes={r.nodeid: "passed" for r in records},
+        verdict=None, baseline=None, skill={}, tags=tags or {},
+    )  # fmt: skip
+
+
 @pytest.mark.mlflow
 @pytest.mark.usefixtures("unset_mlflow_environment")
 def test_streamed_folds_are_completed_by_the_session_end_each_value_once(tmp_path: Path, empty_store) -> None:
@@ -483,10 +491,7 @@ def test_streamed_folds_are_completed_by_the_session_end_each_value_once(tmp_pat
         complete_record(label="10d"),
         complete_record(model="naive", role="reference"),
     )
-    result = SessionResult(
-        session_id="s" * 32, status="FINISHED", records=records, outcomes={r.nodeid: "passed" for r in records},
-        verdict=None, baseline=None, skill={}, tags={"forecast.started": "2026-11-27T20:55:03+00:00"},
-    )  # fmt: skip
+    result = finished(*records, tags={"forecast.started": "2026-11-27T20:55:03+00:00"})
     client = empty_store.client()
     with Tracking(settings_for(tmp_path, empty_store.uri)) as tracking:
         experiment_id = tracking.experiment_id("units")
@@ -528,10 +533,7 @@ def test_a_model_that_cannot_be_logged_fails_its_run_and_keeps_every_metric(tmp_
     damaged = tmp_path / "model.pkl"
     damaged.write_bytes(b"not a pickle")
     record = dataclasses.replace(complete_record(), model_file=str(damaged))
-    result = SessionResult(
-        session_id="s" * 32, status="FINISHED", records=(record,), outcomes={record.nodeid: "passed"},
-        verdict=None, baseline=None, skill={}, tags={},
-    )  # fmt: skip
+    result = finished(record)
     client = empty_store.client()
     with Tracking(settings_for(tmp_path, empty_store.uri)) as tracking:
         experiment_id = tracking.experiment_id("units")
@@ -673,10 +675,7 @@ def test_a_record_the_tracking_process_received_is_handed_over_again_as_a_refere
         forecasts=[[1.5] * 90 for _ in range(500)],
     )
     merged = complete_record(label="10d")  # from an xdist worker: never streamed
-    result = SessionResult(
-        session_id="s" * 32, status="FINISHED", records=(streamed, merged), outcomes={}, verdict=None,
-        baseline=None, skill={}, tags={},
-    )  # fmt: skip
+    result = finished(streamed, merged)
     twin = dataclasses.replace(streamed)  # equal, but not the object sent: it may differ, so it travels whole
 
     def pickled(message: Any, shipped: dict[int, tuple[int, Any]]) -> bytes:
